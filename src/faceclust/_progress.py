@@ -1,0 +1,36 @@
+"""Progress reporting: tqdm bars on stderr that appear only for work lasting more than ~2 s."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterable
+from typing import Any
+
+from tqdm.auto import tqdm
+
+#: Set FACECLUST_PROGRESS=0 to silence every bar (tests, batch jobs).
+_ENABLED_DEFAULT = os.environ.get("FACECLUST_PROGRESS", "1") != "0"
+
+
+def progress(
+    iterable: Iterable[Any] | None = None,
+    *,
+    total: int | None = None,
+    desc: str = "",
+    enabled: bool | None = None,
+    unit: str = "it",
+) -> tqdm:
+    """Return a tqdm bar on stderr that shows itself only after 2 s of work."""
+    disable = not (_ENABLED_DEFAULT if enabled is None else enabled)
+    return tqdm(
+        iterable,
+        total=total,
+        desc=desc,
+        file=sys.stderr,
+        delay=2.0,
+        disable=disable,
+        unit=unit,
+        dynamic_ncols=True,
+        leave=False,
+    )

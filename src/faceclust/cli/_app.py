@@ -1,0 +1,47 @@
+"""The ``faceclust`` command group and its error handling.
+
+Every command module under :mod:`faceclust.cli` attaches its commands to
+:data:`main`. A :class:`~faceclust.errors.FaceclustError` (or a missing file)
+is printed as one line ``faceclust: error: ...`` with exit status 2; with
+``--debug`` the traceback is shown instead.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from ..errors import FaceclustError
+
+
+class _Group(click.Group):
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except (FaceclustError, FileNotFoundError, IsADirectoryError, PermissionError) as exc:
+            if ctx.obj and ctx.obj.get("debug"):
+                raise
+            click.echo(f"faceclust: error: {_one_line(exc)}", err=True)
+            sys.exit(2)
+        except MemoryError:
+            if ctx.obj and ctx.obj.get("debug"):
+                raise
+            click.echo("faceclust: error: out of memory (try a smaller k or an IVF/HNSW index)", err=True)
+            sys.exit(2)
+
+
+def _one_line(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.filename:
+        return f"{exc.filename}: {exc.strerror or exc}"
+    return " ".join(str(exc).split())
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--debug", is_flag=True, help="Show full tracebacks on errors.")
+@click.version_option(package_name="faceclust")
+@click.pass_context
+def main(ctx: click.Context, debug: bool) -> None:
+    """faceclust: cluster face embeddings by identity on a CPU."""
+    ctx.ensure_object(dict)
+    ctx.obj["debug"] = debug

@@ -1,0 +1,357 @@
+"""kNN graphs over L2-normalised embeddings: the first stage of every method.
+
+A :class:`KnnGraph` holds, for each of N points, its k nearest neighbours by
+cosine similarity (inner product of unit vectors):
+
+* ``ids``  -- ``[N, k]`` int32 (int64 when N >= 2**31); ``-1`` marks a missing
+  neighbour (an approximate index may return fewer than k);
+* ``sims`` -- ``[N, k]`` float32 cosine similarities, ``-inf`` where ``ids`` is -1.
+
+Rows are sorted by descending similarity, ties by ascending id, missing
+entries last, and **column 0 is always the point itself** (enforced
+explicitly, so duplicate points cannot displace it). ``k`` therefore counts
+the point itself, as in learn-to-cluster: k = 80 is self + 79 neighbours.
+
+Builders: exact (faiss ``IndexFlatIP``, queried in chunks), approximate IVF and
+HNSW (faiss), and a pure-numpy exact fallback for tiny inputs. Results can be
+cached on disk keyed by a content hash of the features and the parameters.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import scipy.sparse as sp
+
+from ._progress import progress
+from ._validation import check_features, check_k
+from .errors import InputError, ParameterError
+
+IndexKind = Literal["auto", "flat", "ivf", "hnsw", "numpy"]
+INDEX_KINDS: tuple[str, ...] = ("auto", "flat", "ivf", "hnsw", "numpy")
+
+_NUMPY_MAX_N = 4096  # "auto" uses the numpy fallback up to this many points
+_QUERY_CHUNK = 16384  # query rows per faiss call (bounds result memory, drives progress)
+_SORT_CHUNK = 1 << 16
+
+
+def _id_dtype(n: int) -> np.dtype:
+    return np.dtype(np.int32) if n < 2**31 - 1 else np.dtype(np.int64)
+
+
+@dataclass(frozen=True, eq=False)
+class KnnGraph:
+    """k nearest neighbours of N points: ``ids [N, k]`` and ``sims [N, k]``.
+
+    Construct through :meth:`from_search` (which sorts rows and puts self
+    first) or directly from arrays that already satisfy the invariants (they
+    are validated). ``meta`` records how the graph was built.
+    """
+
+    ids: np.ndarray
+    sims: np.ndarray
+    meta: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        ids = np.asarray(self.ids)
+        sims = np.asarray(self.sims)
+        if ids.ndim != 2 or sims.shape != ids.shape:
+            raise InputError(
+                f"kNN graph: ids and sims must be 2-D arrays of one shape, got "
+                f"{ids.shape} and {sims.shape}"
+            )
+        n, k = ids.shape
+        if n == 0 or k == 0:
+            raise InputError(f"kNN graph: empty graph of shape {ids.shape}")
+        if ids.dtype.kind not in "iu":
+            if ids.dtype.kind == "f" and np.all(ids == np.round(ids)):
+                ids = ids.astype(np.int64)
+            else:
+                raise InputError(f"kNN graph: neighbour ids must be integers, got {ids.dtype}")
+        ids = ids.astype(_id_dtype(n), copy=False)
+        sims = sims.astype(np.float32, copy=False)
+        if ids.min() < -1 or ids.max() >= n:
+            raise InputError(
+                f"kNN graph: neighbour ids must lie in [0, {n}) (or -1 for missing), "
+                f"found range [{ids.min()}, {ids.max()}]"
+            )
+        if not np.array_equal(ids[:, 0], np.arange(n, dtype=ids.dtype)):
+            bad = np.flatnonzero(ids[:, 0] != np.arange(n))
+            raise InputError(
+                f"kNN graph: column 0 must be each point itself; rows {bad[:5].tolist()} differ "
+                "(build it with KnnGraph.from_search to sort and fix self-first)"
+            )
+        valid = ids >= 0
+        if np.isnan(sims).any() or np.isinf(sims[valid]).any():
+            raise InputError("kNN graph: similarities contain NaN or inf for present neighbours")
+        object.__setattr__(self, "ids", ids)
+        object.__setattr__(self, "sims", sims)
+
+    # ------------------------------------------------------------------ basics
+    @property
+    def n(self) -> int:
+        """Number of points."""
+        return self.ids.shape[0]
+
+    @property
+    def k(self) -> int:
+        """Neighbours per row, self included."""
+        return self.ids.shape[1]
+
+    @property
+    def valid(self) -> np.ndarray:
+        """``[N, k]`` bool mask of present (non-missing) neighbours."""
+        return self.ids >= 0
+
+    def truncate(self, k: int) -> KnnGraph:
+        """The first ``k`` columns (self included); ``k`` must not exceed the stored k."""
+        if not 1 <= k <= self.k:
+            raise ParameterError(f"cannot truncate a k={self.k} graph to k={k}")
+        if k == self.k:
+            return self
+        return KnnGraph(
+            np.ascontiguousarray(self.ids[:, :k]),
+            np.ascontiguousarray(self.sims[:, :k]),
+            {**self.meta, "k": k},
+        )
+
+    def edges(
+        self, min_sim: float | None = None, *, include_self: bool = False
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Directed edges ``(src, dst, sim)`` of the graph, optionally with ``sim >= min_sim``."""
+        mask = self.valid.copy()
+        if not include_self:
+            mask[:, 0] = False
+        if min_sim is not None:
+            mask &= self.sims >= min_sim
+        rows, cols = np.nonzero(mask)
+        return rows.astype(np.int64), self.ids[rows, cols].astype(np.int64), self.sims[rows, cols]
+
+    def to_csr(self, min_sim: float | None = None, *, include_self: bool = False) -> sp.csr_matrix:
+        """Directed ``[N, N]`` CSR matrix with ``A[i, j] = sim`` for j in i's list (not symmetric)."""
+        src, dst, w = self.edges(min_sim, include_self=include_self)
+        return sp.csr_matrix((w, (src, dst)), shape=(self.n, self.n))
+
+    # ------------------------------------------------------------ construction
+    @classmethod
+    def from_search(
+        cls, ids: np.ndarray, sims: np.ndarray, meta: dict | None = None
+    ) -> KnnGraph:
+        """Build a graph from raw search output: sort rows and put self in column 0.
+
+        Rows are sorted by descending similarity, ties by ascending id, missing
+        (-1) entries last. If a point is in its own list it is moved to column 0;
+        if it is not (an approximate index, or many exact duplicates), it is
+        inserted at column 0 with similarity 1 and the last column is dropped.
+        """
+        ids = np.asarray(ids)
+        sims = np.asarray(sims, dtype=np.float32)
+        if ids.ndim != 2 or ids.shape != sims.shape:
+            raise InputError(
+                f"kNN search output: ids and sims must be 2-D of one shape, got "
+                f"{ids.shape} and {sims.shape}"
+            )
+        n, k = ids.shape
+        out_ids = np.empty((n, k), dtype=_id_dtype(n))
+        out_sims = np.empty((n, k), dtype=np.float32)
+        for start in range(0, n, _SORT_CHUNK):
+            stop = min(n, start + _SORT_CHUNK)
+            out_ids[start:stop], out_sims[start:stop] = _sort_self_first(
+                ids[start:stop].astype(np.int64), sims[start:stop], start
+            )
+        return cls(out_ids, out_sims, dict(meta or {}))
+
+
+def _sort_self_first(ids: np.ndarray, sims: np.ndarray, offset: int) -> tuple[np.ndarray, np.ndarray]:
+    """Sort one block of rows (desc sim, asc id, missing last) and move self to column 0."""
+    m, k = ids.shape
+    missing = ids < 0
+    sims = np.where(missing, -np.inf, sims).astype(np.float32)
+    sims = np.where(np.isnan(sims), -np.inf, sims)
+    id_key = np.where(missing, np.iinfo(np.int64).max, ids)
+    order = np.lexsort((id_key, -sims.astype(np.float64)), axis=-1)
+    ids = np.take_along_axis(ids, order, axis=1)
+    sims = np.take_along_axis(sims, order, axis=1)
+    self_ids = np.arange(offset, offset + m)
+    is_self = ids == self_ids[:, None]
+    has_self = is_self.any(axis=1)
+    pos = np.where(has_self, is_self.argmax(axis=1), k - 1)
+    # new column c takes old column: pos (c == 0), c - 1 (1 <= c <= pos), c (c > pos)
+    cols = np.arange(k)[None, :]
+    src = np.where(cols == 0, pos[:, None], np.where(cols <= pos[:, None], cols - 1, cols))
+    ids = np.take_along_axis(ids, src, axis=1)
+    sims = np.take_along_axis(sims, src, axis=1)
+    ids[:, 0] = self_ids
+    sims[~has_self, 0] = 1.0
+    ids[ids < 0] = -1
+    return ids, sims
+
+
+# ---------------------------------------------------------------- builders
+def build_knn(
+    features: np.ndarray,
+    k: int = 80,
+    *,
+    index: IndexKind = "auto",
+    nlist: int | None = None,
+    nprobe: int | None = None,
+    hnsw_m: int = 32,
+    ef_construction: int = 80,
+    ef_search: int | None = None,
+    cache_dir: str | os.PathLike | None = None,
+    progress_bar: bool | None = None,
+    seed: int = 0,
+) -> KnnGraph:
+    """Cosine kNN graph (self first) of L2-normalised ``features [N, D]``.
+
+    Parameters
+    ----------
+    k:
+        Neighbours per point **including the point itself**; ``1 <= k < N``.
+    index:
+        ``"flat"`` exact faiss inner-product search; ``"ivf"`` faiss IVF-Flat
+        (``nlist`` cells, ``nprobe`` probed; defaults ``min(4096, 8*round(sqrt N))``
+        and ``min(128, nlist)`` as in learn-to-cluster); ``"hnsw"`` faiss HNSW
+        (``hnsw_m`` links, ``ef_construction``, ``ef_search`` default
+        ``max(2k, 128)``); ``"numpy"`` exact blocked matmul; ``"auto"`` numpy for
+        N <= 4096, flat otherwise.
+    cache_dir:
+        If given, the graph is stored there under a key made of a content hash of
+        the features and every parameter, and re-used on the next identical call.
+    """
+    if index not in INDEX_KINDS:
+        raise ParameterError(f"index must be one of {', '.join(INDEX_KINDS)}, got {index!r}")
+    x = check_features(features)
+    n, d = x.shape
+    k = check_k(k, n)
+    if index == "auto":
+        index = "numpy" if n <= _NUMPY_MAX_N else "flat"
+    params: dict = {"index": index, "k": k}
+    if index == "ivf":
+        nlist = nlist or int(min(4096, max(1, 8 * round(np.sqrt(n)))))
+        nlist = int(min(nlist, n))
+        nprobe = int(min(nprobe or min(128, nlist), nlist))
+        params.update(nlist=nlist, nprobe=nprobe, seed=seed)
+    elif index == "hnsw":
+        ef_search = int(ef_search or max(2 * k, 128))
+        params.update(hnsw_m=hnsw_m, ef_construction=ef_construction, ef_search=ef_search)
+
+    cache_path = None
+    if cache_dir is not None:
+        cache_path = Path(cache_dir) / f"knn-{_cache_key(x, params)}.npz"
+        if cache_path.exists():
+            with np.load(cache_path) as z:
+                return KnnGraph(z["ids"], z["sims"], {**params, "cached": str(cache_path)})
+
+    t0 = time.perf_counter()
+    if index == "numpy":
+        ids, sims = _search_numpy(x, k)
+    else:
+        ids, sims = _search_faiss(x, k, index, params, progress_bar)
+    graph = KnnGraph.from_search(ids, sims, {**params, "seconds": time.perf_counter() - t0})
+    if cache_path is not None:
+        cache_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache_path.with_name(cache_path.name + f".tmp{os.getpid()}.npz")
+        np.savez(tmp, ids=graph.ids, sims=graph.sims, params=json.dumps(params))
+        os.replace(tmp, cache_path)
+    return graph
+
+
+def _search_numpy(x: np.ndarray, k: int, block: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+    """Exact top-k by blocked matmul + argpartition (unsorted; from_search sorts)."""
+    n = x.shape[0]
+    ids = np.empty((n, k), dtype=np.int64)
+    sims = np.empty((n, k), dtype=np.float32)
+    for start in range(0, n, block):
+        s = x[start : start + block] @ x.T
+        part = np.argpartition(-s, k - 1, axis=1)[:, :k]
+        ids[start : start + len(s)] = part
+        sims[start : start + len(s)] = np.take_along_axis(s, part, axis=1)
+    return ids, sims
+
+
+def _make_faiss_index(x: np.ndarray, index: str, params: dict):
+    import faiss
+
+    faiss.omp_set_num_threads(os.cpu_count() or 1)
+    d = x.shape[1]
+    if index == "flat":
+        idx = faiss.IndexFlatIP(d)
+    elif index == "ivf":
+        quantizer = faiss.IndexFlatIP(d)
+        idx = faiss.IndexIVFFlat(quantizer, d, params["nlist"], faiss.METRIC_INNER_PRODUCT)
+        n_train = min(x.shape[0], max(params["nlist"] * 64, 10000))
+        rng = np.random.default_rng(params["seed"])
+        sample = x[np.sort(rng.choice(x.shape[0], n_train, replace=False))]
+        idx.cp.seed = params["seed"]
+        idx.train(sample)
+        idx.nprobe = params["nprobe"]
+    elif index == "hnsw":
+        idx = faiss.IndexHNSWFlat(d, params["hnsw_m"], faiss.METRIC_INNER_PRODUCT)
+        idx.hnsw.efConstruction = params["ef_construction"]
+        idx.hnsw.efSearch = params["ef_search"]
+    else:  # pragma: no cover - guarded by build_knn
+        raise ParameterError(f"unknown index {index!r}")
+    return idx
+
+
+def _search_faiss(
+    x: np.ndarray, k: int, index: str, params: dict, progress_bar: bool | None
+) -> tuple[np.ndarray, np.ndarray]:
+    n = x.shape[0]
+    idx = _make_faiss_index(x, index, params)
+    with progress(total=n, desc=f"kNN {index}: add", enabled=progress_bar, unit="pt") as bar:
+        for start in range(0, n, _QUERY_CHUNK * 4):
+            idx.add(x[start : start + _QUERY_CHUNK * 4])
+            bar.update(min(_QUERY_CHUNK * 4, n - start))
+    ids = np.empty((n, k), dtype=np.int64)
+    sims = np.empty((n, k), dtype=np.float32)
+    with progress(total=n, desc=f"kNN {index}: search", enabled=progress_bar, unit="pt") as bar:
+        for start in range(0, n, _QUERY_CHUNK):
+            stop = min(n, start + _QUERY_CHUNK)
+            s, i = idx.search(x[start:stop], k)
+            sims[start:stop] = s
+            ids[start:stop] = i
+            bar.update(stop - start)
+    return ids, sims
+
+
+def knn_recall(
+    graph: KnnGraph, features: np.ndarray, *, sample: int = 1000, seed: int = 0
+) -> float:
+    """Recall@k of ``graph`` against exact search, on a random sample of rows.
+
+    For each sampled row, the fraction of its exact top-k (self included) found
+    anywhere in the graph's row; averaged. 1.0 for an exact graph.
+    """
+    x = check_features(features)
+    if x.shape[0] != graph.n:
+        raise InputError(f"recall: graph has {graph.n} rows but features have {x.shape[0]}")
+    rng = np.random.default_rng(seed)
+    rows = np.sort(rng.choice(graph.n, size=min(sample, graph.n), replace=False))
+    k = graph.k
+    hits = 0
+    for start in range(0, len(rows), 256):
+        r = rows[start : start + 256]
+        s = x[r] @ x.T
+        s[np.arange(len(r)), r] = np.inf  # self always counts as found first
+        exact = np.argpartition(-s, k - 1, axis=1)[:, :k]
+        approx = graph.ids[r]
+        hits += sum(len(np.intersect1d(a, b)) for a, b in zip(exact, approx, strict=True))
+    return hits / (len(rows) * k)
+
+
+def _cache_key(x: np.ndarray, params: dict) -> str:
+    h = hashlib.blake2b(digest_size=16)
+    h.update(str(x.shape).encode())
+    for start in range(0, x.shape[0], 1 << 16):
+        h.update(np.ascontiguousarray(x[start : start + (1 << 16)]).tobytes())
+    h.update(json.dumps(params, sort_keys=True).encode())
+    return h.hexdigest()

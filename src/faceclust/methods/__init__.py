@@ -1,0 +1,20 @@
+"""Published clustering methods, each a short composition of :mod:`faceclust.stages`.
+
+Importing this package registers every method in :data:`METHODS` (name ->
+estimator class); ``faceclust methods`` lists them.
+"""
+
+from __future__ import annotations
+
+from . import _knn_graph_baselines  # noqa: F401  (registers knn-cc, infomap)
+from ._base import METHODS, BaseClusterer, get_method, register
+from ._knn_graph_baselines import KnnConnectedComponents, KnnInfomap
+
+__all__ = [
+    "METHODS",
+    "BaseClusterer",
+    "KnnConnectedComponents",
+    "KnnInfomap",
+    "get_method",
+    "register",
+]
