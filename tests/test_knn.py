@@ -1,0 +1,153 @@
+"""kNN graph: invariants, exact builders against brute force, approximate recall, caching."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from faceclust.errors import InputError, ParameterError
+from faceclust.knn import KnnGraph, build_knn, knn_recall
+
+from .conftest import unit_rows
+
+
+def brute_force(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    s = x @ x.T
+    order = np.argsort(-s, axis=1, kind="stable")[:, :k]
+    return order, np.take_along_axis(s, order, axis=1)
+
+
+@pytest.fixture
+def feats() -> np.ndarray:
+    return unit_rows(np.random.default_rng(0).normal(size=(300, 16)))
+
+
+@pytest.mark.parametrize("index", ["numpy", "flat"])
+def test_exact_builders_match_brute_force(feats, index):
+    g = build_knn(feats, k=10, index=index)
+    ids, sims = brute_force(feats, 10)
+    assert g.ids.dtype == np.int32 and g.sims.dtype == np.float32
+    np.testing.assert_array_equal(g.ids, ids)
+    np.testing.assert_allclose(g.sims, sims, atol=1e-5)
+    assert (g.ids[:, 0] == np.arange(300)).all()
+    assert (np.diff(g.sims[:, 1:], axis=1) <= 1e-7).all()
+
+
+def test_self_first_with_duplicates():
+    base = unit_rows(np.random.default_rng(1).normal(size=(20, 8)))
+    x = np.concatenate([base, base[:5], base[:5]])  # rows 0..4 appear three times
+    g = build_knn(x, k=4, index="numpy")
+    assert (g.ids[:, 0] == np.arange(len(x))).all()
+    # row 20 is a copy of row 0: its other copies (0 and 25) follow, ties by ascending id
+    assert g.ids[20, 1:3].tolist() == [0, 25]
+    np.testing.assert_allclose(g.sims[20, :3], 1.0, atol=1e-6)
+
+
+def test_from_search_inserts_missing_self_and_sorts():
+    ids = np.array([[2, 1, -1], [0, 1, 2], [1, 2, 0]])
+    sims = np.array([[0.9, 0.5, 0.0], [0.8, 1.0, 0.1], [0.3, 1.0, 0.3]], dtype=np.float32)
+    g = KnnGraph.from_search(ids, sims)
+    # row 0: self absent -> inserted first with sim 1, the rest sorted, last column dropped
+    assert g.ids[0].tolist() == [0, 2, 1]
+    np.testing.assert_allclose(g.sims[0], [1.0, 0.9, 0.5])
+    # row 1: self moved to front, others by descending sim
+    assert g.ids[1].tolist() == [1, 0, 2]
+    # row 2: tie 0.3 between ids 1 and 0 -> ascending id
+    assert g.ids[2].tolist() == [2, 0, 1]
+    assert g.valid.all()
+
+
+def test_missing_neighbours_are_masked():
+    ids = np.array([[0, 1, -1], [1, 0, -1]])
+    sims = np.array([[1.0, 0.5, 0.7], [1.0, 0.5, 0.0]], dtype=np.float32)
+    g = KnnGraph.from_search(ids, sims)
+    assert g.ids[:, 2].tolist() == [-1, -1]
+    assert np.isneginf(g.sims[:, 2]).all()
+    src, dst, w = g.edges()
+    assert src.tolist() == [0, 1] and dst.tolist() == [1, 0]
+    np.testing.assert_allclose(w, [0.5, 0.5])
+
+
+def test_edges_and_csr_threshold_inclusive():
+    ids = np.array([[0, 1, 2], [1, 0, 2], [2, 1, 0]])
+    sims = np.array([[1, 0.7, 0.2], [1, 0.7, 0.6], [1, 0.6, 0.2]], dtype=np.float32)
+    g = KnnGraph(ids, sims)
+    src, dst, _ = g.edges(min_sim=0.6)
+    assert sorted(zip(src.tolist(), dst.tolist(), strict=True)) == [(0, 1), (1, 0), (1, 2), (2, 1)]
+    a = g.to_csr()
+    assert a.shape == (3, 3) and a.nnz == 6 and a[0, 1] == pytest.approx(0.7)
+
+
+def test_graph_validation_errors():
+    with pytest.raises(InputError, match="column 0"):
+        KnnGraph(np.array([[1, 0], [0, 1]]), np.ones((2, 2), np.float32))
+    with pytest.raises(InputError, match=r"range"):
+        KnnGraph(np.array([[0, 5], [1, 0]]), np.ones((2, 2), np.float32))
+    with pytest.raises(InputError, match="one shape"):
+        KnnGraph(np.zeros((2, 2), int), np.ones((2, 3), np.float32))
+
+
+def test_build_rejects_bad_input(feats):
+    with pytest.raises(ParameterError, match="smaller than the number of samples"):
+        build_knn(feats[:5], k=5)
+    with pytest.raises(ParameterError, match="integer"):
+        build_knn(feats, k=2.5)
+    bad = feats.copy()
+    bad[3, 0] = np.nan
+    with pytest.raises(InputError, match=r"NaN.*first rows: 3"):
+        build_knn(bad, k=3)
+    bad = feats.copy()
+    bad[7] = 0
+    with pytest.raises(InputError, match=r"zero norm.*7"):
+        build_knn(bad, k=3)
+    with pytest.raises(InputError, match="2-D"):
+        build_knn(feats[0], k=3)
+    with pytest.raises(ParameterError, match="index must be"):
+        build_knn(feats, k=3, index="annoy")
+
+
+def test_unnormalised_input_is_normalised_not_modified(feats):
+    x = feats * 3.0
+    before = x.copy()
+    g = build_knn(x, k=5, index="numpy")
+    np.testing.assert_array_equal(x, before)
+    np.testing.assert_allclose(g.sims[:, 0], 1.0, atol=1e-5)
+
+
+@pytest.mark.parametrize("index,params", [("ivf", {"nlist": 8, "nprobe": 8}), ("hnsw", {})])
+def test_approximate_indexes_report_recall(index, params):
+    rng = np.random.default_rng(3)
+    centres = unit_rows(rng.normal(size=(40, 32)))
+    x = unit_rows(centres[rng.integers(0, 40, 2000)] + 0.3 * rng.normal(size=(2000, 32)))
+    g = build_knn(x, k=10, index=index, **params)
+    assert (g.ids[:, 0] == np.arange(2000)).all()
+    r = knn_recall(g, x, sample=300)
+    assert 0.9 <= r <= 1.0
+    # probing a single IVF cell must lose recall: the check is informative, not constant
+    if index == "ivf":
+        low = knn_recall(build_knn(x, k=10, index="ivf", nlist=64, nprobe=1), x, sample=300)
+        assert low < r
+
+
+def test_exact_recall_is_one(feats):
+    assert knn_recall(build_knn(feats, k=8), feats, sample=100) == pytest.approx(1.0)
+
+
+def test_cache_round_trip(tmp_path, feats):
+    g1 = build_knn(feats, k=6, cache_dir=tmp_path)
+    files = list(tmp_path.glob("knn-*.npz"))
+    assert len(files) == 1
+    g2 = build_knn(feats, k=6, cache_dir=tmp_path)
+    assert "cached" in g2.meta
+    np.testing.assert_array_equal(g1.ids, g2.ids)
+    build_knn(feats, k=7, cache_dir=tmp_path)  # other parameters -> another entry
+    build_knn(feats[::-1].copy(), k=6, cache_dir=tmp_path)  # other content -> another entry
+    assert len(list(tmp_path.glob("knn-*.npz"))) == 3
+
+
+def test_truncate(feats):
+    g = build_knn(feats, k=8)
+    t = g.truncate(3)
+    np.testing.assert_array_equal(t.ids, g.ids[:, :3])
+    with pytest.raises(ParameterError):
+        g.truncate(9)
