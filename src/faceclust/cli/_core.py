@@ -1,16 +1,235 @@
-"""Core commands: knn, cluster, eval, methods, demo (filled in by the core issue)."""
+"""Core commands: knn, cluster, eval, methods, demo.
+
+The contract other commands extend:
+
+* ``faceclust knn FEATURES --k 80 [--index flat|ivf|hnsw] --out KNN.npz``
+* ``faceclust cluster FEATURES --method NAME [--knn KNN.npz] [--set key=value ...] --out LABELS``
+* ``faceclust eval --pred LABELS --gt LABELS [--json]``
+* ``faceclust methods``
+* ``faceclust demo``
+
+FEATURES is a ``.npy``, a ``.bin`` (with ``--dim``, or with its ``.meta``
+beside it) or a faces file written by ``faceclust embed``.
+"""
 
 from __future__ import annotations
 
-import click
+import ast
+import json
+import sys
+import time
+from pathlib import Path
 
-from ..methods import METHODS
+import click
+import numpy as np
+
+from ..errors import ParameterError
+from ..knn import INDEX_KINDS, KnnGraph, build_knn, knn_recall
+from ..methods import METHODS, BaseClusterer, get_method
 from ._app import main
 
+DEFAULT_METHOD = "auto"
 
+
+# ------------------------------------------------------------------ helpers
+def load_features(path: str | Path, dim: int | None = None) -> np.ndarray:
+    """Features from any supported file: faces file (``faceclust embed``), .npy, .bin, .npz."""
+    from .. import io
+
+    try:
+        from ..photos import is_faces_file, read_faces
+    except ImportError:  # photo extra absent
+        is_faces_file = None
+    if is_faces_file is not None and is_faces_file(path):
+        return read_faces(path).embeddings
+    return io.read_features(path, dim=dim)
+
+
+def parse_set(items: tuple[str, ...]) -> dict[str, object]:
+    """``key=value`` strings to a dict; values parsed as Python literals where possible."""
+    out: dict[str, object] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ParameterError(f"--set expects key=value, got {item!r}")
+        low = raw.strip().lower()
+        if low in ("true", "false"):
+            value: object = low == "true"
+        elif low in ("none", "null"):
+            value = None
+        else:
+            try:
+                value = ast.literal_eval(raw.strip())
+            except (ValueError, SyntaxError):
+                value = raw.strip()
+        out[key] = value
+    return out
+
+
+def make_estimator(name: str, params: dict[str, object]) -> BaseClusterer:
+    """Instantiate method ``name`` with ``params``; unknown parameter names are an error."""
+    cls = get_method(name)
+    valid = cls().get_params()
+    unknown = sorted(set(params) - set(valid))
+    if unknown:
+        raise ParameterError(
+            f"method {name!r} has no parameter {', '.join(unknown)}; "
+            f"valid: {', '.join(sorted(valid)) or '(none)'}"
+        )
+    return cls(**params)
+
+
+def _default_method() -> str:
+    return DEFAULT_METHOD if DEFAULT_METHOD in METHODS else "infomap"
+
+
+def _print_metrics(metrics: dict, *, as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(metrics))
+        return
+    rows = [
+        ("pairwise", "pairwise_precision", "pairwise_recall", "pairwise_f"),
+        ("bcubed", "bcubed_precision", "bcubed_recall", "bcubed_f"),
+    ]
+    click.echo(f"{'metric':<10}{'precision':>10}{'recall':>10}{'F':>10}")
+    for name, p, r, f in rows:
+        click.echo(f"{name:<10}{metrics[p]:>10.4f}{metrics[r]:>10.4f}{metrics[f]:>10.4f}")
+    click.echo(f"{'NMI':<10}{metrics['nmi']:>30.4f}")
+    click.echo(f"clusters: {metrics['n_clusters']}  samples: {metrics['n_samples']}")
+
+
+# ----------------------------------------------------------------- commands
 @main.command("methods")
 def methods_cmd() -> None:
     """List the available clustering methods, one line each."""
     for name in sorted(METHODS):
         doc = (METHODS[name].__doc__ or "").strip().splitlines()
         click.echo(f"{name:<18} {doc[0] if doc else ''}")
+
+
+@main.command("knn")
+@click.argument("features", type=click.Path(dir_okay=False))
+@click.option("--k", "k", default=80, show_default=True, help="Neighbours per point, self included.")
+@click.option("--index", type=click.Choice(INDEX_KINDS), default="flat", show_default=True)
+@click.option("--dim", type=int, default=None, help="Feature dimension of a raw .bin file.")
+@click.option("--nlist", type=int, default=None, help="IVF cells (default min(4096, 8*sqrt N)).")
+@click.option("--nprobe", type=int, default=None, help="IVF cells probed (default min(128, nlist)).")
+@click.option("--hnsw-m", type=int, default=32, show_default=True)
+@click.option("--ef-search", type=int, default=None, help="HNSW search breadth (default max(2k,128)).")
+@click.option("--recall-sample", type=int, default=1000, show_default=True,
+              help="Rows checked against exact search for ivf/hnsw (0 to skip).")
+@click.option("--cache-dir", type=click.Path(file_okay=False), default=None)
+@click.option("--out", required=True, type=click.Path(dir_okay=False),
+              help="Output .npz in learn-to-cluster's format (key data: ids, 1-sim).")
+def knn_cmd(features, k, index, dim, nlist, nprobe, hnsw_m, ef_search, recall_sample, cache_dir, out):
+    """Build the cosine kNN graph of FEATURES and write it in learn-to-cluster's .npz format."""
+    from .. import io
+
+    io.check_output_path(out, [features])
+    x = load_features(features, dim)
+    t0 = time.perf_counter()
+    graph = build_knn(x, k=k, index=index, nlist=nlist, nprobe=nprobe, hnsw_m=hnsw_m,
+                      ef_search=ef_search, cache_dir=cache_dir)
+    secs = time.perf_counter() - t0
+    msg = f"kNN ({index}) N={graph.n} k={graph.k} in {secs:.1f} s"
+    if index in ("ivf", "hnsw") and recall_sample > 0:
+        msg += f"; recall@{graph.k} on {min(recall_sample, graph.n)} rows = "
+        msg += f"{knn_recall(graph, x, sample=recall_sample):.4f}"
+    io.write_knn(out, graph, fmt="ltc", protect=[features])
+    click.echo(f"{msg} -> {out}", err=True)
+
+
+@main.command("cluster")
+@click.argument("features", type=click.Path(dir_okay=False))
+@click.option("--method", "method", default=None,
+              help="Method name (see `faceclust methods`); default: auto.")
+@click.option("--knn", "knn_path", type=click.Path(dir_okay=False), default=None,
+              help="Precomputed kNN graph (.npz from `faceclust knn` or a published one).")
+@click.option("--dim", type=int, default=None, help="Feature dimension of a raw .bin file.")
+@click.option("--set", "settings", multiple=True, metavar="KEY=VALUE",
+              help="Method parameter, repeatable (e.g. --set k=30 --set threshold=0.6).")
+@click.option("--model", type=click.Path(), default=None,
+              help="Model directory for supervised methods (same as --set model=DIR).")
+@click.option("--gt", type=click.Path(dir_okay=False), default=None,
+              help="Ground-truth labels: print metrics after clustering.")
+@click.option("--explain", is_flag=True, help="Print what the method chose and why.")
+@click.option("--out", required=True, type=click.Path(dir_okay=False),
+              help="Output labels (.meta text or .npy), one per row.")
+def cluster_cmd(features, method, knn_path, dim, settings, model, gt, explain, out):
+    """Cluster FEATURES and write one label per row to OUT."""
+    from .. import io
+    from ..metrics import evaluate
+
+    inputs = [p for p in (features, knn_path, gt) if p]
+    io.check_output_path(out, inputs)
+    method = method or _default_method()
+    params = parse_set(settings)
+    if model is not None:
+        params["model"] = model
+    est = make_estimator(method, params)
+    x = load_features(features, dim)
+    knn: KnnGraph | None = io.read_knn(knn_path, n=x.shape[0]) if knn_path else None
+    gt_labels = io.read_labels(gt, n=x.shape[0]) if gt else None
+    t0 = time.perf_counter()
+    labels = est.fit(x, knn=knn).labels_
+    secs = time.perf_counter() - t0
+    io.write_labels(out, labels, protect=inputs)
+    stages = ", ".join(f"{k} {v:.2f}s" for k, v in est.stage_seconds_.items())
+    n_clusters = len(np.unique(labels[labels >= 0])) + int((labels < 0).sum())
+    click.echo(f"{method}: {len(labels)} samples -> {n_clusters} clusters in {secs:.2f} s "
+               f"({stages}) -> {out}", err=True)
+    if explain:
+        text = getattr(est, "explain_", None)
+        click.echo(text if text else f"{method}: parameters {est.get_params()}", err=True)
+    if gt_labels is not None:
+        _print_metrics(evaluate(gt_labels, labels), as_json=False)
+
+
+@main.command("eval")
+@click.option("--pred", required=True, type=click.Path(dir_okay=False), help="Predicted labels.")
+@click.option("--gt", required=True, type=click.Path(dir_okay=False), help="Ground-truth labels.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def eval_cmd(pred, gt, as_json):
+    """Pairwise P/R/F, BCubed P/R/F and NMI of PRED against GT."""
+    from .. import io
+    from ..metrics import evaluate
+
+    gt_labels = io.read_labels(gt)
+    pred_labels = io.read_labels(pred, n=len(gt_labels))
+    _print_metrics(evaluate(gt_labels, pred_labels), as_json=as_json)
+
+
+@main.command("demo")
+@click.option("--methods", "method_list", default=None,
+              help="Comma-separated methods (default: auto,infomap,knn-cc).")
+def demo_cmd(method_list):
+    """Cluster the bundled sample (synthetic faces with identities) and print the metrics."""
+    from .. import io
+    from ..metrics import evaluate
+    from ..synth import sample_paths
+
+    feat_path, label_path = sample_paths()
+    x = io.read_features(feat_path)
+    gt = io.read_labels(label_path, n=x.shape[0])
+    names = (method_list.split(",") if method_list
+             else [m for m in ("auto", "infomap", "knn-cc") if m in METHODS])
+    ests = [make_estimator(m.strip(), {}) for m in names]
+    k = max(int(e.get_params().get("k", 10) or 10) for e in ests)
+    click.echo(f"sample: {x.shape[0]} embeddings of dim {x.shape[1]}, "
+               f"{len(np.unique(gt))} identities ({feat_path.parent})")
+    t0 = time.perf_counter()
+    graph = build_knn(x, k=min(k, x.shape[0] - 1))
+    click.echo(f"kNN graph k={graph.k}: {time.perf_counter() - t0:.2f} s\n")
+    header = f"{'method':<18}{'pair P':>8}{'pair R':>8}{'pair F':>8}{'BCub F':>8}{'NMI':>8}{'#clu':>7}{'sec':>7}"
+    click.echo(header)
+    click.echo("-" * len(header))
+    for name, est in zip(names, ests, strict=True):
+        t0 = time.perf_counter()
+        labels = est.fit(x, knn=graph if est.uses_knn else None).labels_
+        secs = time.perf_counter() - t0
+        m = evaluate(gt, labels)
+        click.echo(f"{name:<18}{m['pairwise_precision']:>8.4f}{m['pairwise_recall']:>8.4f}"
+                   f"{m['pairwise_f']:>8.4f}{m['bcubed_f']:>8.4f}{m['nmi']:>8.4f}"
+                   f"{m['n_clusters']:>7d}{secs:>7.2f}")
+    sys.stdout.flush()
