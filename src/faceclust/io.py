@@ -1,0 +1,640 @@
+"""Reading and writing features, labels and kNN graphs in the formats face-clustering code uses.
+
+Supported formats
+-----------------
+Features (:func:`read_features`, :func:`write_features`)
+    ``.npy`` (N, D) float16/32/64; ``.npz`` holding one 2-D array or a key
+    ``features``/``feats``/``embeddings``; learn-to-cluster ``.bin``: raw
+    little-endian float32, row-major, no header (D from ``dim`` or inferred from
+    ``foo.meta`` beside ``foo.bin``).
+Labels (:func:`read_labels`, :func:`write_labels`)
+    ``.meta``/``.txt``: one integer per line (line i = row i); ``.npy``.
+kNN graphs (:func:`read_knn`, :func:`write_knn`)
+    learn-to-cluster ``.npz`` key ``data`` of shape (N, 2, k) (ids, cosine
+    distance); FC-ESER / LCE-style ``.npz`` with two arrays (``knns``/``nbrs``/
+    ``ids`` and ``sims``/``dists``); the cache format of
+    :func:`faceclust.knn.build_knn` (``ids``, ``sims``); IJB-B
+    ``knn.graph.*.npy`` (N, K+1) integer id arrays (similarities recomputed from
+    the features).
+
+Every problem with a file raises :class:`~faceclust.errors.InputError` with one
+line naming the file. Every writer goes through :func:`atomic_write` (a
+temporary file in the target directory, then :func:`os.replace`), so a failed
+or interrupted write never leaves a half-written file or damages an existing
+one, and refuses to overwrite any of the paths given in ``protect``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+import zipfile
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import IO, Literal
+
+import numpy as np
+
+from ._validation import check_features, check_labels
+from .errors import InputError, ParameterError
+from .knn import KnnGraph
+
+PathLike = str | os.PathLike
+
+FEATURE_EXTENSIONS: tuple[str, ...] = (".npy", ".npz", ".bin")
+LABEL_EXTENSIONS: tuple[str, ...] = (".meta", ".txt", ".npy")
+KNN_EXTENSIONS: tuple[str, ...] = (".npz", ".npy")
+_FEATURE_KEYS = ("features", "feats", "embeddings")
+_KNN_ID_KEYS = ("ids", "knns", "nbrs")
+_KNN_VALUE_KEYS = ("sims", "dists")
+_CHUNK = 1 << 16  # rows per block for conversions of large arrays
+_LTC_MISSING_DIST = 2.0  # distance written for missing neighbours (id -1)
+
+
+# ---------------------------------------------------------------- writing safely
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+@contextlib.contextmanager
+def atomic_write(path: PathLike, mode: str = "wb") -> Iterator[IO]:
+    """Open a temporary file beside ``path``; on success move it onto ``path``.
+
+    The temporary file lives in the same directory (so :func:`os.replace` is an
+    atomic rename on one file system), is flushed and fsync'ed before the
+    rename, and gets the usual ``0666 & ~umask`` permissions. If the body
+    raises, the temporary file is removed and any existing ``path`` is left
+    untouched. Writers pass the yielded file object to numpy (``np.save`` /
+    ``np.savez`` would otherwise append ``.npy``/``.npz`` to a bare name).
+    """
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
+    try:
+        with os.fdopen(fd, mode) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def check_output_path(out: PathLike, inputs: Iterable[PathLike | None] = ()) -> Path:
+    """Check that ``out`` can be written: its directory exists and it is none of ``inputs``.
+
+    Raises :class:`InputError` ("refusing to overwrite input file X") when
+    ``out`` resolves to the same file as an input (symlinks and hard links
+    included), when ``out`` is a directory, or when its directory is missing.
+    Returns ``out`` as a :class:`~pathlib.Path`.
+    """
+    out = Path(out)
+    parent = out.parent if str(out.parent) else Path(".")
+    if not parent.is_dir():
+        raise InputError(f"{out}: output directory {parent} does not exist")
+    if out.is_dir():
+        raise InputError(f"{out}: output path is a directory, expected a file name")
+    out_resolved = out.resolve()
+    for inp in inputs:
+        if inp is None:
+            continue
+        inp = Path(inp)
+        same = out_resolved == inp.resolve()
+        if not same and out.exists() and inp.exists():
+            with contextlib.suppress(OSError):
+                same = os.path.samefile(out, inp)
+        if same:
+            raise InputError(f"{out}: refusing to overwrite input file {inp}")
+    return out
+
+
+def _check_ext(path: Path, allowed: tuple[str, ...], what: str) -> str:
+    ext = path.suffix.lower()
+    if ext not in allowed:
+        raise InputError(
+            f"{path}: unsupported {what} file extension {ext or '(none)'!r} "
+            f"(supported: {', '.join(allowed)})"
+        )
+    return ext
+
+
+def _check_input_file(path: PathLike) -> Path:
+    path = Path(path)
+    if path.is_dir():
+        raise InputError(f"{path}: is a directory, expected a file")
+    if not path.exists():
+        raise InputError(f"{path}: no such file")
+    return path
+
+
+def _load_npy(path: Path) -> np.ndarray:
+    """``np.load`` of a ``.npy`` file without pickle; corrupt files become InputError."""
+    try:
+        arr = np.load(path, allow_pickle=False)
+    except (ValueError, EOFError, OSError) as exc:
+        raise InputError(f"{path}: cannot read .npy file ({_one_line(exc)})") from exc
+    if not isinstance(arr, np.ndarray):  # pragma: no cover - .npz renamed to .npy
+        raise InputError(f"{path}: is not a .npy array file")
+    return arr
+
+
+def _open_npz(path: Path):
+    try:
+        z = np.load(path, allow_pickle=False)
+    except (ValueError, EOFError, OSError, zipfile.BadZipFile) as exc:
+        raise InputError(f"{path}: cannot read .npz file ({_one_line(exc)})") from exc
+    if not isinstance(z, np.lib.npyio.NpzFile):
+        raise InputError(f"{path}: is not a .npz archive (it holds a single .npy array)")
+    return z
+
+
+def _npz_get(z, key: str, path: Path) -> np.ndarray:
+    try:
+        return z[key]
+    except (ValueError, EOFError, OSError, zipfile.BadZipFile, KeyError) as exc:
+        raise InputError(f"{path}: cannot read array {key!r} ({_one_line(exc)})") from exc
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+# --------------------------------------------------------------------- features
+def read_features(path: PathLike, *, dim: int | None = None, normalize: bool = True) -> np.ndarray:
+    """Read an (N, D) embedding matrix; return validated float32 rows (L2-normalised).
+
+    Parameters
+    ----------
+    path:
+        ``.npy``, ``.npz`` (one 2-D array or key ``features``/``feats``/
+        ``embeddings``) or learn-to-cluster ``.bin`` (raw little-endian
+        float32, row-major).
+    dim:
+        D for ``.bin`` files. Without it D is inferred from ``foo.meta`` beside
+        ``foo.bin`` (N = number of label lines, D = size / (4 N)). When a
+        ``.meta`` gives N the file must hold exactly N*D floats.
+    normalize:
+        Rescale rows to unit length (rows with NaN/inf or zero norm are always
+        rejected, naming the first offending rows).
+    """
+    path = _check_input_file(path)
+    ext = _check_ext(path, FEATURE_EXTENSIONS, "feature")
+    if ext == ".npy":
+        x = _load_npy(path)
+    elif ext == ".npz":
+        x = _read_features_npz(path)
+    else:
+        x = _read_features_bin(path, dim)
+    if x.ndim != 2:
+        raise InputError(f"{path}: expected a 2-D feature array (N, D), got shape {x.shape}")
+    return check_features(x, source=str(path), normalize=normalize)
+
+
+def _read_features_npz(path: Path) -> np.ndarray:
+    with _open_npz(path) as z:
+        keys = list(z.files)
+        if len(keys) == 1:
+            return _npz_get(z, keys[0], path)
+        for key in _FEATURE_KEYS:
+            if key in keys:
+                return _npz_get(z, key, path)
+    raise InputError(
+        f"{path}: cannot tell which array holds the features (keys: {', '.join(keys) or 'none'}); "
+        f"store one array or name it one of {', '.join(_FEATURE_KEYS)}"
+    )
+
+
+def _read_features_bin(path: Path, dim: int | None) -> np.ndarray:
+    size = path.stat().st_size
+    meta = path.with_suffix(".meta")
+    n = len(read_labels(meta)) if meta.is_file() else None
+    if dim is not None:
+        if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)) or dim < 1:
+            raise ParameterError(f"dim must be a positive integer, got {dim!r}")
+        d = int(dim)
+    elif n is None:
+        raise InputError(
+            f"{path}: a raw .bin file carries no shape; pass the dimension (dim=/--dim) "
+            f"or put the labels beside it as {meta.name}"
+        )
+    else:
+        if n == 0 or size % (4 * n):
+            raise InputError(
+                f"{path}: size {size} bytes is not a multiple of 4 x {n} rows "
+                f"(N from {meta.name}); cannot infer the dimension"
+            )
+        d = size // (4 * n)
+    if size % (4 * d):
+        raise InputError(
+            f"{path}: size {size} bytes is not a multiple of 4 x D = {4 * d} "
+            f"(float32 rows of dimension {d}); wrong dim or truncated file"
+        )
+    rows = size // (4 * d)
+    if n is not None and rows != n:
+        raise InputError(
+            f"{path}: holds {rows} rows of dimension {d} but {meta.name} has {n} labels "
+            f"(expected {4 * n * d} bytes, found {size})"
+        )
+    x = np.fromfile(path, dtype="<f4", count=rows * d)
+    return x.reshape(rows, d).astype(np.float32, copy=False)
+
+
+def write_features(path: PathLike, x: np.ndarray, *, protect: Iterable[PathLike] = ()) -> None:
+    """Write an (N, D) matrix as float32 ``.npy`` or raw learn-to-cluster ``.bin``."""
+    path = Path(path)
+    ext = _check_ext(path, (".npy", ".bin"), "feature output")
+    check_output_path(path, protect)
+    arr = np.asarray(x)
+    if arr.ndim != 2 or arr.dtype.kind not in "fiub":
+        raise InputError(
+            f"{path}: features to write must be a numeric 2-D array, got "
+            f"shape {arr.shape} dtype {arr.dtype}"
+        )
+    arr = np.ascontiguousarray(arr, dtype="<f4")
+    with atomic_write(path) as f:
+        if ext == ".npy":
+            np.save(f, arr, allow_pickle=False)
+        else:
+            arr.tofile(f)
+
+
+# ----------------------------------------------------------------------- labels
+def read_labels(path: PathLike, n: int | None = None) -> np.ndarray:
+    """Read one integer label per row from ``.meta``/``.txt`` text or ``.npy``; int64.
+
+    Trailing blank lines are ignored; any other blank or non-integer line is an
+    error naming its line number. With ``n`` the count must match the feature rows.
+    """
+    path = _check_input_file(path)
+    ext = _check_ext(path, LABEL_EXTENSIONS, "label")
+    if ext == ".npy":
+        arr = _load_npy(path)
+    else:
+        arr = _parse_label_text(path)
+    count = arr.size if (arr.ndim == 2 and 1 in arr.shape) or arr.ndim == 0 else len(arr)
+    if n is not None and count != n:
+        raise InputError(f"{path} has {count} labels but features have {n} rows")
+    return check_labels(arr, n, source=str(path))
+
+
+def _parse_label_text(path: Path) -> np.ndarray:
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read ({_one_line(exc)})") from exc
+    lines = data.splitlines()
+    while lines and not lines[-1].strip():
+        lines.pop()
+    if not lines:
+        return np.zeros(0, dtype=np.int64)
+    try:
+        return np.array(lines).astype(np.int64)
+    except (ValueError, OverflowError):
+        for i, line in enumerate(lines, start=1):
+            try:
+                int(line)
+            except ValueError:
+                shown = line.decode(errors="replace").strip()[:40]
+                raise InputError(f"{path}: line {i} is not an integer label: {shown!r}") from None
+        raise InputError(f"{path}: labels do not fit in 64-bit integers") from None
+
+
+def write_labels(path: PathLike, labels: np.ndarray, *, protect: Iterable[PathLike] = ()) -> None:
+    """Write labels as text (``.meta``/``.txt``, one integer a line) or int64 ``.npy``."""
+    path = Path(path)
+    ext = _check_ext(path, LABEL_EXTENSIONS, "label output")
+    check_output_path(path, protect)
+    arr = check_labels(labels, source=f"labels for {path}")
+    with atomic_write(path) as f:
+        if ext == ".npy":
+            np.save(f, arr, allow_pickle=False)
+        else:
+            for start in range(0, len(arr), 1 << 20):
+                block = arr[start : start + (1 << 20)].tolist()
+                f.write(("\n".join(map(str, block)) + "\n").encode())
+
+
+# -------------------------------------------------------------------------- kNN
+def read_knn(
+    path: PathLike,
+    n: int | None = None,
+    *,
+    features: np.ndarray | None = None,
+    kind: Literal["auto", "sim", "dist"] = "auto",
+) -> KnnGraph:
+    """Read a kNN graph file (format auto-detected) as a :class:`KnnGraph` (self first).
+
+    Formats
+    -------
+    * learn-to-cluster ``.npz`` key ``data``: (N, 2, k) float32/float64,
+      ``[:, 0]`` neighbour ids (stored as floats), ``[:, 1]`` cosine distance.
+      A ragged **object** array of N ``(ids, dists)`` pairs (written when a
+      search returned fewer than k hits) is also accepted and padded with
+      missing (-1) neighbours. *Only this case is loaded with pickle enabled*
+      (``allow_pickle=True`` for the ``data`` key alone); unpickling can run
+      arbitrary code, so read such files only from sources you trust. Every
+      other array is loaded with pickle disabled.
+    * FC-ESER / LCE ``.npz`` with an id array (``knns``/``nbrs``/``ids``) and a
+      value array (``sims``/``dists``), or any ``.npz`` with exactly one
+      integer and one float array of the same (N, k) shape. This also reads
+      the cache files of :func:`faceclust.knn.build_knn`.
+    * IJB-B ``knn.graph.*.npy``: (N, K+1) integer ids, first column self, no
+      similarities: ``features`` are required and similarities are recomputed
+      as row dot products (in chunks).
+
+    Whether values are similarities or distances: ``kind="sim"``/``"dist"``
+    forces it; ``"auto"`` looks at column 0 (the point itself): mean ~1 means
+    similarities, ~0 distances; if that is inconclusive, rows sorted descending
+    mean similarities and ascending distances; failing that the key name
+    decides (``data``/``dists`` -> distance, ``sims`` -> similarity).
+    Distances are converted with ``sim = 1 - dist``.
+
+    Parameters
+    ----------
+    n:
+        Expected number of rows (e.g. the number of features); checked.
+    features:
+        (N, D) features; required for IJB-B id-only graphs, and their row
+        count is checked against the graph.
+    """
+    if kind not in ("auto", "sim", "dist"):
+        raise ParameterError(f"kind must be 'auto', 'sim' or 'dist', got {kind!r}")
+    path = _check_input_file(path)
+    ext = _check_ext(path, KNN_EXTENSIONS, "kNN")
+    x = None
+    if features is not None:
+        x = check_features(features, source="features")
+        if n is not None and x.shape[0] != n:
+            raise InputError(f"features have {x.shape[0]} rows but n={n}")
+        n = x.shape[0]
+
+    if ext == ".npy":
+        arr = _load_npy(path)
+        if arr.ndim == 3 and arr.shape[1] == 2:
+            ids, sims = _ltc_dense(arr, path, kind)
+        else:
+            ids = _id_array(arr, path)
+            _check_shape_and_range(ids, n, path)
+            if x is None:
+                raise InputError(
+                    f"{path}: this kNN file holds neighbour ids only (IJB-B format); "
+                    "the features are needed to compute similarities (pass features=/--features)"
+                )
+            sims = _row_dot_sims(x, ids)
+    else:
+        ids, sims = _read_knn_npz(path, kind)
+
+    _check_shape_and_range(ids, n, path)
+    try:
+        return KnnGraph.from_search(ids, sims, {"source": str(path)})
+    except InputError as exc:
+        raise InputError(f"{path}: {exc}") from exc
+
+
+def _read_knn_npz(path: Path, kind: str) -> tuple[np.ndarray, np.ndarray]:
+    with _open_npz(path) as z:
+        keys = list(z.files)
+        if "data" in keys:
+            try:
+                data = z["data"]
+            except ValueError as exc:
+                if "allow_pickle" not in str(exc):
+                    raise InputError(
+                        f"{path}: cannot read array 'data' ({_one_line(exc)})"
+                    ) from exc
+                data = None
+            except (EOFError, OSError, zipfile.BadZipFile) as exc:
+                raise InputError(f"{path}: cannot read array 'data' ({_one_line(exc)})") from exc
+            if data is None:
+                data = _load_object_data(path)
+            if data.dtype == object:
+                return _ltc_ragged(data, path, kind)
+            if data.ndim != 3 or data.shape[1] != 2:
+                raise InputError(
+                    f"{path}: learn-to-cluster key 'data' must have shape (N, 2, k), got {data.shape}"
+                )
+            return _ltc_dense(data, path, kind)
+
+        id_key = next((k for k in _KNN_ID_KEYS if k in keys), None)
+        val_key = next((k for k in _KNN_VALUE_KEYS if k in keys), None)
+        if id_key is None or val_key is None:
+            if len(keys) == 2:
+                a, b = (_npz_get(z, k, path) for k in keys)
+                if a.ndim == 2 and a.shape == b.shape:
+                    if a.dtype.kind in "iu" and b.dtype.kind == "f":
+                        id_key, val_key = keys
+                    elif b.dtype.kind in "iu" and a.dtype.kind == "f":
+                        val_key, id_key = keys
+            if id_key is None or val_key is None:
+                raise InputError(
+                    f"{path}: not a recognised kNN file (keys: {', '.join(keys) or 'none'}); "
+                    "expected 'data' (learn-to-cluster), or ids ('knns'/'nbrs'/'ids') "
+                    "with 'sims' or 'dists'"
+                )
+        ids = _npz_get(z, id_key, path)
+        vals = _npz_get(z, val_key, path)
+    ids = _id_array(ids, path)
+    if vals.shape != ids.shape or vals.dtype.kind not in "fiu":
+        raise InputError(
+            f"{path}: arrays {id_key!r} {ids.shape} and {val_key!r} {vals.shape} must be "
+            "numeric of one (N, k) shape"
+        )
+    hint = "sim" if val_key == "sims" else "dist"
+    vals = vals.astype(np.float32, copy=False)
+    if _decide_kind(ids, vals, kind, hint, path) == "dist":
+        vals = (1.0 - vals).astype(np.float32)
+    return ids, vals
+
+
+def _load_object_data(path: Path) -> np.ndarray:
+    """Load the object-dtype ``data`` array of a learn-to-cluster file (pickle enabled)."""
+    try:
+        with np.load(path, allow_pickle=True) as z:
+            return np.asarray(z["data"])
+    except Exception as exc:  # unpickling can fail in many ways
+        raise InputError(f"{path}: cannot read object array 'data' ({_one_line(exc)})") from exc
+
+
+def _id_array(arr: np.ndarray, path: Path) -> np.ndarray:
+    """Validate an (N, k) id array (integers, or floats holding exact integers)."""
+    if arr.ndim != 2:
+        raise InputError(f"{path}: neighbour ids must be a 2-D (N, k) array, got shape {arr.shape}")
+    if arr.shape[0] == 0 or arr.shape[1] == 0:
+        raise InputError(f"{path}: empty kNN graph of shape {arr.shape} (need N >= 1, k >= 1)")
+    if arr.dtype.kind in "iu":
+        return arr
+    if arr.dtype.kind != "f":
+        raise InputError(f"{path}: neighbour ids must be numeric, got dtype {arr.dtype}")
+    if arr.dtype.itemsize < 8 and arr.shape[0] > 2**24:
+        raise InputError(
+            f"{path}: ids of {arr.shape[0]} points stored as {arr.dtype} are not exact "
+            "beyond 2**24; store them as float64 or integers"
+        )
+    out = np.empty(arr.shape, dtype=np.int64)
+    for start in range(0, arr.shape[0], _CHUNK):
+        block = arr[start : start + _CHUNK]
+        if not np.isfinite(block).all() or not np.array_equal(block, np.round(block)):
+            raise InputError(f"{path}: neighbour ids are not whole numbers")
+        out[start : start + len(block)] = block
+    return out
+
+
+def _check_shape_and_range(ids: np.ndarray, n: int | None, path: Path) -> None:
+    rows, k = ids.shape
+    if k < 1 or rows < 1:
+        raise InputError(f"{path}: empty kNN graph of shape {ids.shape} (need N >= 1, k >= 1)")
+    if n is not None and rows != n:
+        raise InputError(f"{path}: kNN graph has {rows} rows but features have {n} rows")
+    lo, hi = int(ids.min()), int(ids.max())
+    if lo < -1 or hi >= rows:
+        bad = int(np.count_nonzero((ids < -1) | (ids >= rows)))
+        raise InputError(
+            f"{path}: {bad} neighbour id(s) out of range [0, {rows}) "
+            f"(found range [{lo}, {hi}]; -1 marks a missing neighbour)"
+        )
+
+
+def _ltc_dense(data: np.ndarray, path: Path, kind: str) -> tuple[np.ndarray, np.ndarray]:
+    """Split a dense (N, 2, k) learn-to-cluster array into int ids and float32 sims."""
+    if data.dtype.kind not in "fiu":
+        raise InputError(f"{path}: key 'data' must be numeric, got dtype {data.dtype}")
+    if data.shape[0] == 0 or data.shape[2] == 0:
+        raise InputError(f"{path}: empty kNN graph of shape {data.shape}")
+    ids = _id_array(data[:, 0, :], path)
+    vals = np.empty(ids.shape, dtype=np.float32)
+    for start in range(0, len(ids), _CHUNK):
+        vals[start : start + _CHUNK] = data[start : start + _CHUNK, 1, :]
+    if _decide_kind(ids, vals, kind, "dist", path) == "dist":
+        np.subtract(1.0, vals, out=vals)
+    return ids, vals
+
+
+def _ltc_ragged(data: np.ndarray, path: Path, kind: str) -> tuple[np.ndarray, np.ndarray]:
+    """Convert an object array of N ``(ids, dists)`` pairs, padding short rows with -1."""
+    if data.ndim == 3 and data.shape[1] == 2:  # dense but object dtype
+        try:
+            return _ltc_dense(data.astype(np.float64), path, kind)
+        except (TypeError, ValueError) as exc:
+            raise InputError(f"{path}: key 'data' holds non-numeric objects") from exc
+    if data.ndim == 2 and data.shape[1] == 2:
+        pairs = zip(data[:, 0], data[:, 1], strict=True)
+    elif data.ndim == 1:
+        pairs = iter(data)
+    else:
+        raise InputError(f"{path}: object array 'data' has unexpected shape {data.shape}")
+    rows_i: list[np.ndarray] = []
+    rows_v: list[np.ndarray] = []
+    try:
+        for row, pair in enumerate(pairs):
+            a, b = pair
+            a = np.asarray(a, dtype=np.float64).reshape(-1)
+            b = np.asarray(b, dtype=np.float64).reshape(-1)
+            if a.shape != b.shape:
+                raise InputError(f"{path}: row {row} has {len(a)} ids but {len(b)} distances")
+            rows_i.append(a)
+            rows_v.append(b)
+    except InputError:
+        raise
+    except (TypeError, ValueError) as exc:
+        raise InputError(
+            f"{path}: object array 'data' must hold (ids, dists) pairs ({_one_line(exc)})"
+        ) from exc
+    n = len(rows_i)
+    k = max((len(r) for r in rows_i), default=0)
+    if n == 0 or k == 0:
+        raise InputError(f"{path}: empty kNN graph")
+    lens = np.fromiter((len(r) for r in rows_i), dtype=np.int64, count=n)
+    mask = np.arange(k)[None, :] < lens[:, None]
+    ids_f = np.full((n, k), -1.0)
+    vals = np.full((n, k), np.nan, dtype=np.float32)
+    ids_f[mask] = np.concatenate(rows_i)
+    vals[mask] = np.concatenate(rows_v)
+    ids = _id_array(ids_f, path)
+    ids[~mask] = -1
+    if _decide_kind(ids, vals, kind, "dist", path) == "dist":
+        np.subtract(1.0, vals, out=vals)
+    vals[ids < 0] = -np.inf
+    return ids, vals
+
+
+def _decide_kind(ids: np.ndarray, vals: np.ndarray, kind: str, hint: str, path: Path) -> str:
+    """Similarity or distance? Column 0 (self) first, then row order, then the key name."""
+    if kind != "auto":
+        return kind
+    valid0 = ids[:, 0] >= 0
+    col0 = vals[valid0, 0].astype(np.float64)
+    col0 = col0[np.isfinite(col0)]
+    if col0.size:
+        m = float(col0.mean())
+        if abs(m - 1.0) < 0.05:
+            return "sim"
+        if abs(m) < 0.05:
+            return "dist"
+    if vals.shape[1] > 1:
+        sample = vals[: min(len(vals), 10000)].astype(np.float64)
+        ok = (ids[: len(sample), 1:] >= 0) & (ids[: len(sample), :-1] >= 0)
+        diff = np.diff(sample, axis=1)[ok]
+        diff = diff[np.isfinite(diff)]
+        if diff.size:
+            if np.all(diff <= 1e-6):
+                return "sim"
+            if np.all(diff >= -1e-6):
+                return "dist"
+    return hint
+
+
+def _row_dot_sims(x: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """``sims[i, j] = x[i] . x[ids[i, j]]`` in bounded chunks; -inf where ids is -1."""
+    n, k = ids.shape
+    sims = np.empty((n, k), dtype=np.float32)
+    step = max(1, (1 << 24) // max(1, k * x.shape[1]))
+    for start in range(0, n, step):
+        blk = ids[start : start + step]
+        safe = np.where(blk < 0, 0, blk)
+        s = np.einsum("id,ikd->ik", x[start : start + len(blk)], x[safe])
+        s[blk < 0] = -np.inf
+        sims[start : start + len(blk)] = s
+    return sims
+
+
+def write_knn(
+    path: PathLike,
+    graph: KnnGraph,
+    *,
+    fmt: Literal["ltc", "npz"] = "ltc",
+    protect: Iterable[PathLike] = (),
+) -> None:
+    """Write a kNN graph as an uncompressed ``.npz``.
+
+    ``fmt="ltc"``: learn-to-cluster layout, key ``data`` of shape (N, 2, k):
+    ids then cosine distance ``1 - sim``, self first; float32 when N < 2**24
+    (ids exact) else float64; missing neighbours are id -1 with distance 2.0.
+    ``fmt="npz"``: keys ``ids`` (int) and ``sims`` (float32, -inf if missing).
+    """
+    path = Path(path)
+    if fmt not in ("ltc", "npz"):
+        raise ParameterError(f"fmt must be 'ltc' or 'npz', got {fmt!r}")
+    _check_ext(path, (".npz",), "kNN output")
+    check_output_path(path, protect)
+    if not isinstance(graph, KnnGraph):
+        raise ParameterError(f"write_knn needs a KnnGraph, got {type(graph).__name__}")
+    if fmt == "npz":
+        with atomic_write(path) as f:
+            np.savez(f, ids=graph.ids, sims=graph.sims)
+        return
+    n, k = graph.ids.shape
+    dtype = np.float32 if n < 2**24 else np.float64
+    data = np.empty((n, 2, k), dtype=dtype)
+    for start in range(0, n, _CHUNK):
+        ids = graph.ids[start : start + _CHUNK]
+        sims = graph.sims[start : start + _CHUNK]
+        data[start : start + len(ids), 0, :] = ids
+        dist = np.where(ids < 0, _LTC_MISSING_DIST, 1.0 - sims.astype(np.float64))
+        data[start : start + len(ids), 1, :] = dist
+    with atomic_write(path) as f:
+        np.savez(f, data=data)
