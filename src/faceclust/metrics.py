@@ -93,7 +93,7 @@ def _check_one(labels: object, source: str) -> np.ndarray:
         raise InputError(f"{source}: label values exceed the int64 range")
     if arr.dtype.kind == "f" and arr.size:
         with np.errstate(invalid="ignore"):
-            big = np.abs(arr) >= 2.0**62
+            big = np.isfinite(arr) & (np.abs(arr) >= 2.0**62)
         if big.any():
             raise InputError(f"{source}: label values exceed the int64 range")
     return check_labels(arr, source=source)
