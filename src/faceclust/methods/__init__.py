@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from . import _knn_graph_baselines  # noqa: F401  (registers knn-cc, infomap)
 from ._base import METHODS, BaseClusterer, get_method, register
+from ._baselines import ChineseWhispers, KnnDbscan, KnnHac, MiniBatchKMeansClusterer  # noqa: F401
 from ._knn_graph_baselines import KnnConnectedComponents, KnnInfomap
 
 __all__ = [
