@@ -113,7 +113,7 @@ class BaseClusterer(ClusterMixin, BaseEstimator):
                     )
                 return knn.truncate(k)
             assert x is not None
-            return build_knn(x, k=min(k, x.shape[0] - 1))
+            return build_knn(x, k=k)
 
 
 def check_param(name: str, value: object, kind: type | tuple[type, ...], lo=None, hi=None,
