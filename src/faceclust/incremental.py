@@ -1,0 +1,212 @@
+"""Add new faces to an existing clustering without re-clustering everything.
+
+:func:`assign_new` keeps every old label unchanged and labels the new faces:
+
+1. a new face whose nearest old face (in a cluster, label >= 0) has cosine
+   similarity >= ``threshold`` joins that face's cluster;
+2. the remaining new faces are linked to each other by their kNN edges with
+   similarity >= ``threshold``; a group of them that also reaches an assigned
+   new face (sim >= ``threshold``) joins that face's cluster (the best such edge
+   wins), any other group of 2+ becomes a new cluster and a lone stranger gets
+   a new singleton label.
+
+The threshold is **not** a constant tuned to one embedding model (dlib
+descriptors put different people at cosine ~0.85, ArcFace-like ones at ~0.1).
+:func:`derive_threshold` reads it off the old clustering itself: for faces of
+clusters with 2+ members it takes ``a`` = similarity to the nearest face of the
+same cluster (what a new face of that person would score) and ``b`` =
+similarity to the nearest face of any other cluster (what a stranger's
+nearest wrong match scores), and returns the similarity that best separates the
+two samples (minimum balanced error, midpoint of the best interval). It is the
+rule "join only as close as the existing clusters hold together, and closer
+than they come to each other", in the model's own similarity scale.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._validation import check_features, check_labels
+from .errors import InputError, ParameterError
+from .graph import connected_components
+
+__all__ = ["assign_new", "derive_threshold"]
+
+_CHUNK = 4096
+
+
+def _search(base: np.ndarray, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Exact top-``k`` inner-product neighbours of ``queries`` in ``base``: (sims, ids), sorted."""
+    k = min(k, len(base))
+    if len(base) * len(queries) <= 4_000_000:
+        s = queries @ base.T
+        ids = np.argsort(-s, axis=1, kind="stable")[:, :k]
+        return np.take_along_axis(s, ids, axis=1), ids
+    import faiss
+
+    index = faiss.IndexFlatIP(base.shape[1])
+    index.add(np.ascontiguousarray(base, dtype=np.float32))
+    sims = np.empty((len(queries), k), np.float32)
+    ids = np.empty((len(queries), k), np.int64)
+    for start in range(0, len(queries), _CHUNK):
+        s, i = index.search(np.ascontiguousarray(queries[start : start + _CHUNK]), k)
+        sims[start : start + len(s)], ids[start : start + len(s)] = s, i
+    return sims, ids
+
+
+def derive_threshold(
+    features: np.ndarray,
+    labels: np.ndarray,
+    *,
+    k: int = 20,
+    max_queries: int = 20000,
+    seed: int = 0,
+) -> float:
+    """Similarity threshold separating same-cluster from other-cluster nearest neighbours.
+
+    Parameters
+    ----------
+    features, labels:
+        The existing clustering (labels < 0 mean "unclustered" and are ignored).
+    k:
+        Neighbours searched per face (faces with no same-cluster face among them
+        contribute only their other-cluster similarity).
+    max_queries:
+        At most this many faces (a seeded random sample) are used as queries.
+
+    Returns
+    -------
+    float
+        Midpoint of the similarity interval minimising the balanced error
+        ``P(a < t) + P(b >= t)``. With a single cluster (no ``b``) it is the 1st
+        percentile of ``a``.
+
+    Raises
+    ------
+    ParameterError
+        When no cluster has two or more faces (nothing to learn a scale from).
+    """
+    x = check_features(features, source="old features")
+    y = check_labels(labels, len(x), source="old labels")
+    keep = np.flatnonzero(y >= 0)
+    x, y = x[keep], y[keep]
+    _, inv, counts = np.unique(y, return_inverse=True, return_counts=True)
+    multi = np.flatnonzero(counts[inv] >= 2)
+    if len(multi) == 0:
+        raise ParameterError(
+            "cannot derive a threshold: the existing clustering has no cluster with 2+ faces; "
+            "give the threshold explicitly"
+        )
+    rng = np.random.default_rng(seed)
+    q = multi if len(multi) <= max_queries else np.sort(rng.choice(multi, max_queries, replace=False))
+    sims, ids = _search(x, x[q], min(k + 1, len(x)))
+    not_self = ids != q[:, None]
+    same = (y[ids] == y[q][:, None]) & not_self
+    other = (y[ids] != y[q][:, None]) & not_self
+    has_a = same.any(axis=1)
+    has_b = other.any(axis=1)
+    a = sims[has_a, np.argmax(same[has_a], axis=1)]
+    b = sims[has_b, np.argmax(other[has_b], axis=1)]
+    if len(b) == 0:
+        return float(np.quantile(a, 0.01))
+    return _best_split(a.astype(np.float64), b.astype(np.float64))
+
+
+def _best_split(a: np.ndarray, b: np.ndarray) -> float:
+    """t minimising #(a < t)/|a| + #(b >= t)/|b|; midpoint between neighbouring values."""
+    cand = np.unique(np.concatenate([a, b]))
+    a_s, b_s = np.sort(a), np.sort(b)
+    # t = cand[i]: a below t are missed, b at/above t are false joins
+    err = np.searchsorted(a_s, cand, "left") / len(a) + (
+        len(b) - np.searchsorted(b_s, cand, "left")
+    ) / len(b)
+    best = np.flatnonzero(err == err.min())
+    if best[-1] - best[0] + 1 == len(best):  # one run of equal error: take its whole interval
+        j, i = int(best[0]), int(best[-1])
+    else:
+        j = i = int(best[len(best) // 2])
+    lo = cand[j - 1] if j > 0 else cand[j] - 1e-3
+    return float((lo + cand[i]) / 2)
+
+
+def assign_new(
+    old_features: np.ndarray,
+    old_labels: np.ndarray,
+    new_features: np.ndarray,
+    threshold: float | None = None,
+    *,
+    k: int = 10,
+) -> np.ndarray:
+    """Labels for ``new_features`` given an existing clustering; old labels stay as they are.
+
+    Parameters
+    ----------
+    old_features, old_labels:
+        ``[N, D]`` embeddings and ``[N]`` labels of the existing clustering
+        (negative = unclustered: never joined).
+    new_features:
+        ``[M, D]`` embeddings to add (same model as the old ones).
+    threshold:
+        Cosine similarity needed to join; ``None`` derives it from the old
+        clustering with :func:`derive_threshold`.
+    k:
+        Neighbours per new face used to link new faces among themselves.
+
+    Returns
+    -------
+    ndarray of int64 ``[M]``
+        An old label, or a fresh label ``> max(old_labels)`` (new clusters and
+        new singletons, numbered in order of first appearance).
+    """
+    xo = check_features(old_features, source="old features")
+    yo = check_labels(old_labels, len(xo), source="old labels")
+    xn = check_features(new_features, source="new features")
+    if xn.shape[1] != xo.shape[1]:
+        raise InputError(
+            f"new features have dimension {xn.shape[1]}, old ones {xo.shape[1]} "
+            "(they must come from the same model)"
+        )
+    if threshold is None:
+        threshold = derive_threshold(xo, yo)
+    elif not -1.0 <= float(threshold) <= 1.0:
+        raise ParameterError(f"threshold must be a cosine similarity in [-1, 1], got {threshold}")
+    t = float(threshold)
+    m = len(xn)
+    out = np.full(m, -1, dtype=np.int64)
+
+    # 1. direct matches to old clustered faces
+    targets = np.flatnonzero(yo >= 0)
+    if len(targets):
+        s, i = _search(xo[targets], xn, 1)
+        hit = s[:, 0] >= t
+        out[hit] = yo[targets[i[hit, 0]]]
+
+    # 2. strangers: link among themselves, then to assigned new faces
+    rest = np.flatnonzero(out < 0)
+    if len(rest) == 0:
+        return out
+    if len(rest) > 1:
+        s, i = _search(xn[rest], xn[rest], min(k + 1, len(rest)))
+        ok = (s >= t) & (i != np.arange(len(rest))[:, None])
+        src = np.repeat(np.arange(len(rest)), ok.sum(axis=1))
+        comp = connected_components(src, i[ok], len(rest))
+    else:
+        comp = np.zeros(1, dtype=np.int64)
+    n_comp = int(comp.max()) + 1
+    comp_label = np.full(n_comp, -1, dtype=np.int64)
+    assigned = np.flatnonzero(out >= 0)
+    if len(assigned):
+        s, i = _search(xn[assigned], xn[rest], 1)
+        best_sim = np.full(n_comp, -np.inf)
+        np.maximum.at(best_sim, comp, s[:, 0])
+        winner = (s[:, 0] >= t) & (s[:, 0] == best_sim[comp])
+        # first member holding its component's best edge decides
+        w = np.flatnonzero(winner)
+        _, first = np.unique(comp[w], return_index=True)
+        w = w[first]
+        comp_label[comp[w]] = out[assigned[i[w, 0]]]
+    fresh = np.flatnonzero(comp_label < 0)
+    base = int(yo.max()) + 1 if len(yo) and yo.max() >= 0 else 0
+    comp_label[fresh] = base + np.arange(len(fresh))
+    out[rest] = comp_label[comp]
+    return out
