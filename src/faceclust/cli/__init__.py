@@ -4,5 +4,7 @@ from __future__ import annotations
 
 from . import _core  # noqa: F401  (knn, cluster, eval, methods, demo)
 from ._app import main
+from ._bench import bench_cmd  # noqa: F401  (bench)
+from ._photos import embed_cmd  # noqa: F401  (embed, gallery, add)
 
 __all__ = ["main"]

@@ -25,7 +25,6 @@ import json
 import multiprocessing as mp
 import os
 import shutil
-import tempfile
 import time
 import zipfile
 from collections.abc import Sequence
@@ -42,8 +41,6 @@ from .backend import FaceBackend, get_backend
 FORMAT_VERSION = 1
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp"})
 _MARKER = "faceclust_faces"
-_UMASK = os.umask(0o022)
-os.umask(_UMASK)
 
 
 # ---------------------------------------------------------------------------- table + I/O
@@ -94,18 +91,11 @@ def _sidecar(path: Path) -> Path:
 
 def _atomic_write(path: Path, write) -> None:
     """Call ``write(fileobj)`` on a temp file beside ``path``, then rename it over ``path``."""
+    from ..io import atomic_write
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the usual permissions
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path) as fh:
+        write(fh)
 
 
 def write_faces(table: FaceTable, out: str | os.PathLike) -> Path:
