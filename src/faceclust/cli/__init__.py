@@ -6,5 +6,6 @@ from . import _core  # noqa: F401  (knn, cluster, eval, methods, demo)
 from ._app import main
 from ._bench import bench_cmd  # noqa: F401  (bench)
 from ._photos import embed_cmd  # noqa: F401  (embed, gallery, add)
+from ._synth import synth_cmd  # noqa: F401  (synth)
 
 __all__ = ["main"]
