@@ -7,8 +7,11 @@ estimator class); ``faceclust methods`` lists them.
 from __future__ import annotations
 
 from . import _knn_graph_baselines  # noqa: F401  (registers knn-cc, infomap)
+from ._aro import ApproxRankOrder  # noqa: F401
 from ._base import METHODS, BaseClusterer, get_method, register
 from ._baselines import ChineseWhispers, KnnDbscan, KnnHac, MiniBatchKMeansClusterer  # noqa: F401
+from ._cdp import CDP  # noqa: F401
+from ._fces import FCES  # noqa: F401
 from ._knn_graph_baselines import KnnConnectedComponents, KnnInfomap
 
 __all__ = [
