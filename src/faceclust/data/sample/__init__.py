@@ -1,0 +1,1 @@
+"""Bundled synthetic sample: features.npy + labels.meta (see README.md)."""
