@@ -405,3 +405,36 @@ def test_real_orl_features_and_labels():
     np.testing.assert_allclose(np.linalg.norm(x, axis=1), 1.0, atol=1e-5)
     assert len(np.unique(lab)) == 40
     assert np.all(np.bincount(lab)[1:] == 10)
+
+
+def test_knn_read_sorts_ties_and_missing_like_from_search(tmp_path):
+    # rows: tie out of id order, missing entry not last, self not first, already canonical
+    ids = np.array([[0, 2, 1], [1, -1, 0], [0, 2, 1], [3, 0, 2]])
+    sims = np.array(
+        [[1.0, 0.5, 0.5], [1.0, 0.0, 0.3], [0.4, 1.0, 0.2], [1.0, 0.6, 0.5]], np.float32
+    )
+    np.savez(tmp_path / "u.npz", ids=ids, sims=sims)
+    got = read_knn(tmp_path / "u.npz", kind="sim")
+    ref = KnnGraph.from_search(ids, sims)
+    np.testing.assert_array_equal(got.ids, ref.ids)
+    np.testing.assert_array_equal(got.sims, ref.sims)
+    np.testing.assert_array_equal(got.ids, [[0, 1, 2], [1, 0, -1], [2, 0, 1], [3, 0, 2]])
+    assert fio._noncanonical_rows(ref.ids, ref.sims).size == 0
+    np.testing.assert_array_equal(fio._noncanonical_rows(ids, sims), [0, 1, 2])
+
+
+def test_knn_read_fixes_only_bad_blocks_equals_from_search(tmp_path):
+    x = _unit(2500, 6, seed=7)
+    g = build_knn(x, 4, index="numpy")
+    ids, sims = g.ids.copy(), g.sims.copy()
+    ids[2100, [1, 2]] = ids[2100, [2, 1]]  # out of order in the third 1024-row block
+    sims[2100, [1, 2]] = sims[2100, [2, 1]]
+    sims[5, 2] = sims[5, 1]  # a tie whose id order may be wrong
+    ids[7, 0], ids[7, 1] = ids[7, 1], ids[7, 0]  # self not first
+    sims[7, 0], sims[7, 1] = sims[7, 1], sims[7, 0]
+    np.savez(tmp_path / "b.npz", ids=ids, sims=sims)
+    got = read_knn(tmp_path / "b.npz", n=2500)
+    ref = KnnGraph.from_search(ids, sims)
+    np.testing.assert_array_equal(got.ids, ref.ids)
+    np.testing.assert_array_equal(got.sims, ref.sims)
+    np.testing.assert_array_equal(got.ids[2100], g.ids[2100])

@@ -38,7 +38,7 @@ import numpy as np
 
 from ._validation import check_features, check_labels
 from .errors import InputError, ParameterError
-from .knn import KnnGraph
+from .knn import KnnGraph, _sort_self_first
 
 PathLike = str | os.PathLike
 
@@ -49,11 +49,17 @@ _FEATURE_KEYS = ("features", "feats", "embeddings")
 _KNN_ID_KEYS = ("ids", "knns", "nbrs")
 _KNN_VALUE_KEYS = ("sims", "dists")
 _CHUNK = 1 << 16  # rows per block for conversions of large arrays
+_FIX_BLOCK = 1024  # rows re-sorted together when a file's rows are out of order
 _LTC_MISSING_DIST = 2.0  # distance written for missing neighbours (id -1)
 
 
 # ---------------------------------------------------------------- writing safely
 def _umask() -> int:
+    """The process umask, read without changing it where /proc allows (thread-safe)."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
     mask = os.umask(0o022)
     os.umask(mask)
     return mask
@@ -138,8 +144,9 @@ def _load_npy(path: Path) -> np.ndarray:
         arr = np.load(path, allow_pickle=False)
     except (ValueError, EOFError, OSError) as exc:
         raise InputError(f"{path}: cannot read .npy file ({_one_line(exc)})") from exc
-    if not isinstance(arr, np.ndarray):  # pragma: no cover - .npz renamed to .npy
-        raise InputError(f"{path}: is not a .npy array file")
+    if not isinstance(arr, np.ndarray):  # a .npz archive under a .npy name
+        arr.close()
+        raise InputError(f"{path}: is a .npz archive, not a .npy array file")
     return arr
 
 
@@ -390,10 +397,50 @@ def read_knn(
         ids, sims = _read_knn_npz(path, kind)
 
     _check_shape_and_range(ids, n, path)
+    ids, sims = _canonicalize(ids, sims)
     try:
-        return KnnGraph.from_search(ids, sims, {"source": str(path)})
+        return KnnGraph(ids, sims, {"source": str(path)})
     except InputError as exc:
         raise InputError(f"{path}: {exc}") from exc
+
+
+def _canonicalize(ids: np.ndarray, sims: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Bring rows into KnnGraph order (self first, descending sim, ties by id, missing last).
+
+    Equivalent to :meth:`KnnGraph.from_search`, but only the blocks of rows that
+    are out of order are re-sorted: files written by faiss-based tools are
+    nearly always sorted already (a float32 distance round trip creates a few
+    ties), and checking order is far cheaper than sorting 47M entries.
+    """
+    if not ids.flags.writeable:
+        ids = ids.copy()
+    if not sims.flags.writeable or sims.dtype != np.float32:
+        sims = sims.astype(np.float32)
+    bad = _noncanonical_rows(ids, sims)
+    for block in np.unique(bad // _FIX_BLOCK):
+        a, z = block * _FIX_BLOCK, min(len(ids), (block + 1) * _FIX_BLOCK)
+        ids[a:z], sims[a:z] = _sort_self_first(ids[a:z].astype(np.int64), sims[a:z], a)
+    sims[ids < 0] = -np.inf
+    return ids, sims
+
+
+def _noncanonical_rows(ids: np.ndarray, sims: np.ndarray) -> np.ndarray:
+    """Indices of rows that break KnnGraph's row order (see :func:`_canonicalize`)."""
+    n, k = ids.shape
+    out: list[np.ndarray] = []
+    for start in range(0, n, _CHUNK):
+        i = ids[start : start + _CHUNK]
+        s = sims[start : start + _CHUNK]
+        bad = i[:, 0] != np.arange(start, start + len(i))
+        bad |= np.isnan(s).any(axis=1)
+        if k >= 3:
+            miss = i[:, 1:] < 0
+            both = ~miss[:, :-1] & ~miss[:, 1:]
+            ds = s[:, 2:] - s[:, 1:-1]
+            wrong = (ds > 0) | np.isnan(ds) | ((ds == 0) & (i[:, 2:] <= i[:, 1:-1]))
+            bad |= (miss[:, :-1] & ~miss[:, 1:]).any(axis=1) | (both & wrong).any(axis=1)
+        out.append(start + np.flatnonzero(bad))
+    return np.concatenate(out)
 
 
 def _read_knn_npz(path: Path, kind: str) -> tuple[np.ndarray, np.ndarray]:
@@ -475,7 +522,7 @@ def _id_array(arr: np.ndarray, path: Path) -> np.ndarray:
             f"{path}: ids of {arr.shape[0]} points stored as {arr.dtype} are not exact "
             "beyond 2**24; store them as float64 or integers"
         )
-    out = np.empty(arr.shape, dtype=np.int64)
+    out = np.empty(arr.shape, dtype=np.int32 if arr.shape[0] < 2**31 - 1 else np.int64)
     for start in range(0, arr.shape[0], _CHUNK):
         block = arr[start : start + _CHUNK]
         if not np.isfinite(block).all() or not np.array_equal(block, np.round(block)):
