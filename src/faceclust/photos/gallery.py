@@ -95,7 +95,9 @@ def _write_thumbs(
                         crop = crop.resize((size, size), Image.Resampling.LANCZOS)
                         target = thumb_dir / names[i]
                         target.parent.mkdir(parents=True, exist_ok=True)
-                        _atomic_write(target, lambda fh, c=crop: c.save(fh, "JPEG", quality=85))
+                        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+                        crop.save(tmp, "JPEG", quality=85)
+                        os.replace(tmp, target)  # never a half-written thumbnail
                         written += 1
             except OSError:
                 failed += len(idx)  # photo moved or unreadable: the page shows its alt text
