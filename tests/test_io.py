@@ -266,6 +266,12 @@ def test_knn_ltc_ragged_object_array(tmp_path):
     # the (N, 2) object layout that np.array(list_of_pairs, dtype=object) gives
     np.savez(tmp_path / "r2.npz", data=np.array(rows, dtype=object))
     np.testing.assert_array_equal(read_knn(tmp_path / "r2.npz").ids, got.ids)
+    # ids and distances of different lengths in one row
+    bad = np.empty(2, dtype=object)
+    bad[:] = [rows[0], (np.array([1, 0]), np.array([0.0]))]
+    np.savez(tmp_path / "rb.npz", data=bad)
+    with pytest.raises(InputError, match=r"rb\.npz: row 1 has 2 ids but 1 distances"):
+        read_knn(tmp_path / "rb.npz")
     # object arrays under any other key are never unpickled
     np.savez(tmp_path / "r3.npz", ids=obj, sims=obj)
     with pytest.raises(InputError, match=r"r3\.npz: cannot read array"):

@@ -416,11 +416,11 @@ def _canonicalize(ids: np.ndarray, sims: np.ndarray) -> tuple[np.ndarray, np.nda
         ids = ids.copy()
     if not sims.flags.writeable or sims.dtype != np.float32:
         sims = sims.astype(np.float32)
+    sims[ids < 0] = -np.inf
     bad = _noncanonical_rows(ids, sims)
     for block in np.unique(bad // _FIX_BLOCK):
         a, z = block * _FIX_BLOCK, min(len(ids), (block + 1) * _FIX_BLOCK)
         ids[a:z], sims[a:z] = _sort_self_first(ids[a:z].astype(np.int64), sims[a:z], a)
-    sims[ids < 0] = -np.inf
     return ids, sims
 
 
@@ -428,19 +428,25 @@ def _noncanonical_rows(ids: np.ndarray, sims: np.ndarray) -> np.ndarray:
     """Indices of rows that break KnnGraph's row order (see :func:`_canonicalize`)."""
     n, k = ids.shape
     out: list[np.ndarray] = []
-    for start in range(0, n, _CHUNK):
-        i = ids[start : start + _CHUNK]
-        s = sims[start : start + _CHUNK]
-        bad = i[:, 0] != np.arange(start, start + len(i))
-        bad |= np.isnan(s).any(axis=1)
-        if k >= 3:
-            miss = i[:, 1:] < 0
-            both = ~miss[:, :-1] & ~miss[:, 1:]
-            ds = s[:, 2:] - s[:, 1:-1]
-            wrong = (ds > 0) | np.isnan(ds) | ((ds == 0) & (i[:, 2:] <= i[:, 1:-1]))
-            bad |= (miss[:, :-1] & ~miss[:, 1:]).any(axis=1) | (both & wrong).any(axis=1)
-        out.append(start + np.flatnonzero(bad))
+    with np.errstate(invalid="ignore"):  # -inf - -inf between missing entries
+        for start in range(0, n, _CHUNK):
+            out.append(start + np.flatnonzero(_bad_rows_block(ids, sims, start, k)))
     return np.concatenate(out)
+
+
+def _bad_rows_block(ids: np.ndarray, sims: np.ndarray, start: int, k: int) -> np.ndarray:
+    """Row mask for rows ``start : start + _CHUNK`` (self misplaced, NaN, order broken)."""
+    i = ids[start : start + _CHUNK]
+    s = sims[start : start + _CHUNK]
+    bad = i[:, 0] != np.arange(start, start + len(i))
+    bad |= np.isnan(s).any(axis=1)
+    if k >= 3:
+        miss = i[:, 1:] < 0
+        both = ~miss[:, :-1] & ~miss[:, 1:]
+        ds = s[:, 2:] - s[:, 1:-1]
+        wrong = (ds > 0) | np.isnan(ds) | ((ds == 0) & (i[:, 2:] <= i[:, 1:-1]))
+        bad |= (miss[:, :-1] & ~miss[:, 1:]).any(axis=1) | (both & wrong).any(axis=1)
+    return bad
 
 
 def _read_knn_npz(path: Path, kind: str) -> tuple[np.ndarray, np.ndarray]:
@@ -568,39 +574,42 @@ def _ltc_ragged(data: np.ndarray, path: Path, kind: str) -> tuple[np.ndarray, np
             return _ltc_dense(data.astype(np.float64), path, kind)
         except (TypeError, ValueError) as exc:
             raise InputError(f"{path}: key 'data' holds non-numeric objects") from exc
-    if data.ndim == 2 and data.shape[1] == 2:
-        pairs = zip(data[:, 0], data[:, 1], strict=True)
-    elif data.ndim == 1:
-        pairs = iter(data)
-    else:
+    if data.ndim not in (1, 2) or (data.ndim == 2 and data.shape[1] != 2):
         raise InputError(f"{path}: object array 'data' has unexpected shape {data.shape}")
-    rows_i: list[np.ndarray] = []
-    rows_v: list[np.ndarray] = []
+    n = len(data)
     try:
-        for row, pair in enumerate(pairs):
-            a, b = pair
-            a = np.asarray(a, dtype=np.float64).reshape(-1)
-            b = np.asarray(b, dtype=np.float64).reshape(-1)
-            if a.shape != b.shape:
-                raise InputError(f"{path}: row {row} has {len(a)} ids but {len(b)} distances")
-            rows_i.append(a)
-            rows_v.append(b)
+        if data.ndim == 2:
+            firsts, seconds = list(data[:, 0]), list(data[:, 1])
+        else:
+            bad_pair = next((r for r, p in enumerate(data) if len(p) != 2), None)
+            if bad_pair is not None:
+                raise InputError(f"{path}: row {bad_pair} of 'data' is not an (ids, dists) pair")
+            firsts = [p[0] for p in data]
+            seconds = [p[1] for p in data]
+        lens = np.fromiter(map(len, firsts), dtype=np.int64, count=n)
+        lens_v = np.fromiter(map(len, seconds), dtype=np.int64, count=n)
+        if n:
+            flat_i = np.concatenate(firsts)
+            flat_v = np.concatenate(seconds).astype(np.float32, copy=False)
     except InputError:
         raise
     except (TypeError, ValueError) as exc:
         raise InputError(
             f"{path}: object array 'data' must hold (ids, dists) pairs ({_one_line(exc)})"
         ) from exc
-    n = len(rows_i)
-    k = max((len(r) for r in rows_i), default=0)
+    if not np.array_equal(lens, lens_v):
+        row = int(np.flatnonzero(lens != lens_v)[0])
+        raise InputError(f"{path}: row {row} has {lens[row]} ids but {lens_v[row]} distances")
+    k = int(lens.max()) if n else 0
     if n == 0 or k == 0:
         raise InputError(f"{path}: empty kNN graph")
-    lens = np.fromiter((len(r) for r in rows_i), dtype=np.int64, count=n)
+    if flat_i.ndim != 1 or flat_i.dtype.kind not in "fiu":
+        raise InputError(f"{path}: neighbour ids in 'data' must be 1-D numeric arrays")
     mask = np.arange(k)[None, :] < lens[:, None]
-    ids_f = np.full((n, k), -1.0)
+    ids_f = np.full((n, k), -1, dtype=np.float64 if flat_i.dtype.kind == "f" else np.int64)
     vals = np.full((n, k), np.nan, dtype=np.float32)
-    ids_f[mask] = np.concatenate(rows_i)
-    vals[mask] = np.concatenate(rows_v)
+    ids_f[mask] = flat_i
+    vals[mask] = flat_v
     ids = _id_array(ids_f, path)
     ids[~mask] = -1
     if _decide_kind(ids, vals, kind, "dist", path) == "dist":
