@@ -31,7 +31,8 @@ class ApproxRankOrder(BaseClusterer):
     k : int
         Neighbours per point, self included.
     threshold : float
-        Link when rank-order distance <= 1 - threshold.
+        Link when rank-order distance <= 1 - threshold (at most 1; lower values
+        allow larger distances).
     """
 
     def __init__(self, k: int = 80, threshold: float = 0.0) -> None:
@@ -40,7 +41,7 @@ class ApproxRankOrder(BaseClusterer):
 
     def _validate_params(self) -> None:
         check_param("k", self.k, int, 2)
-        check_param("threshold", self.threshold, (int, float), -1.0, 1.0)
+        check_param("threshold", self.threshold, (int, float), None, 1.0)
 
     def _fit(self, x: np.ndarray | None, knn: KnnGraph | None) -> np.ndarray:
         graph = self._knn(x, knn, self.k)
