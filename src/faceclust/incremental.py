@@ -2,13 +2,18 @@
 
 :func:`assign_new` keeps every old label unchanged and labels the new faces:
 
-1. a new face whose nearest old face (in a cluster, label >= 0) has cosine
-   similarity >= ``threshold`` joins that face's cluster;
-2. the remaining new faces are linked to each other by their kNN edges with
-   similarity >= ``threshold``; a group of them that also reaches an assigned
-   new face (sim >= ``threshold``) joins that face's cluster (the best such edge
-   wins), any other group of 2+ becomes a new cluster and a lone stranger gets
-   a new singleton label.
+1. a new face *matches* an old cluster when its nearest old face (label >= 0)
+   has cosine similarity >= ``threshold``;
+2. new faces are grouped by their kNN edges with similarity >= ``threshold``
+   among themselves (a group may be a single face);
+3. a group follows its majority: if at least half of its faces match one old
+   cluster, the group joins that cluster (a member matching a different old
+   cluster keeps its own match); otherwise the group gets one fresh label -- a
+   new cluster, or a new singleton for a lone stranger -- except that a member
+   matching an old cluster more closely than any unmatched member of the group
+   keeps its match. The majority rule
+   stops a new person from being pulled into a look-alike's cluster through a
+   single borderline match and then chaining the rest of their photos after it.
 
 The threshold is **not** a constant tuned to one embedding model (dlib
 descriptors put different people at cosine ~0.85, ArcFace-like ones at ~0.1).
@@ -172,41 +177,61 @@ def assign_new(
         raise ParameterError(f"threshold must be a cosine similarity in [-1, 1], got {threshold}")
     t = float(threshold)
     m = len(xn)
-    out = np.full(m, -1, dtype=np.int64)
 
-    # 1. direct matches to old clustered faces
+    # 1. direct matches: nearest old clustered face with similarity >= t
+    direct = np.full(m, -1, dtype=np.int64)
+    direct_sim = np.full(m, -np.inf)
     targets = np.flatnonzero(yo >= 0)
     if len(targets):
         s, i = _search(xo[targets], xn, 1)
         hit = s[:, 0] >= t
-        out[hit] = yo[targets[i[hit, 0]]]
+        direct[hit] = yo[targets[i[hit, 0]]]
+        direct_sim[hit] = s[hit, 0]
 
-    # 2. strangers: link among themselves, then to assigned new faces
-    rest = np.flatnonzero(out < 0)
-    if len(rest) == 0:
-        return out
-    if len(rest) > 1:
-        s, i = _search(xn[rest], xn[rest], min(k + 1, len(rest)))
-        ok = (s >= t) & (i != np.arange(len(rest))[:, None])
-        src = np.repeat(np.arange(len(rest)), ok.sum(axis=1))
-        comp = connected_components(src, i[ok], len(rest))
+    # 2. groups of new faces that agree (kNN edges >= t among the new faces)
+    if m > 1:
+        nn_s, nn_i = _search(xn, xn, min(k + 1, m))
+        ok = (nn_s >= t) & (nn_i != np.arange(m)[:, None])
+        comp = connected_components(np.repeat(np.arange(m), ok.sum(axis=1)), nn_i[ok], m)
     else:
+        nn_s, nn_i = np.zeros((1, 0)), np.zeros((1, 0), dtype=np.int64)
+        ok = np.zeros((1, 0), dtype=bool)
         comp = np.zeros(1, dtype=np.int64)
     n_comp = int(comp.max()) + 1
-    comp_label = np.full(n_comp, -1, dtype=np.int64)
-    assigned = np.flatnonzero(out >= 0)
-    if len(assigned):
-        s, i = _search(xn[assigned], xn[rest], 1)
-        best_sim = np.full(n_comp, -np.inf)
-        np.maximum.at(best_sim, comp, s[:, 0])
-        winner = (s[:, 0] >= t) & (s[:, 0] == best_sim[comp])
-        # first member holding its component's best edge decides
-        w = np.flatnonzero(winner)
-        _, first = np.unique(comp[w], return_index=True)
-        w = w[first]
-        comp_label[comp[w]] = out[assigned[i[w, 0]]]
-    fresh = np.flatnonzero(comp_label < 0)
+    size = np.bincount(comp, minlength=n_comp)
+
+    # 3. each group follows its majority: the old cluster matched directly by at least
+    #    half of its faces (ties: the larger support, then the smaller label), else new
+    top_label = np.full(n_comp, -1, dtype=np.int64)
+    top_count = np.zeros(n_comp, dtype=np.int64)
+    matched = np.flatnonzero(direct >= 0)
+    if len(matched):
+        pairs, counts = np.unique(
+            np.stack([comp[matched], direct[matched]], axis=1), axis=0, return_counts=True
+        )
+        order = np.lexsort((pairs[:, 1], -counts, pairs[:, 0]))
+        pairs, counts = pairs[order], counts[order]
+        first = np.flatnonzero(np.r_[True, pairs[1:, 0] != pairs[:-1, 0]])
+        top_label[pairs[first, 0]] = pairs[first, 1]
+        top_count[pairs[first, 0]] = counts[first]
+    joins = 2 * top_count >= size
+    joins &= top_count > 0
+    fresh = np.flatnonzero(~joins)
     base = int(yo.max()) + 1 if len(yo) and yo.max() >= 0 else 0
+    comp_label = top_label.copy()
     comp_label[fresh] = base + np.arange(len(fresh))
-    out[rest] = comp_label[comp]
+    out = comp_label[comp]
+    # in a group that joins old clusters, a face matching another old cluster keeps its match;
+    # in a new group, a face keeps its old match if that is closer than its nearest unmatched
+    # group member (a returning person chained to newcomers through a look-alike)
+    unmatched_nbr = ok & (direct[nn_i] < 0)
+    best_new = np.where(unmatched_nbr, nn_s, -np.inf).max(axis=1, initial=-np.inf)
+    keep = (direct >= 0) & (joins[comp] | (direct_sim > best_new))
+    out[keep] = direct[keep]
+    new = out >= base  # renumber fresh labels base, base+1, ... in order of first appearance
+    if new.any():
+        _, first, inv = np.unique(out[new], return_index=True, return_inverse=True)
+        rank = np.empty(len(first), dtype=np.int64)
+        rank[np.argsort(first, kind="stable")] = np.arange(len(first))
+        out[new] = base + rank[inv]
     return out
