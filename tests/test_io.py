@@ -20,7 +20,7 @@ from faceclust.io import (
     write_knn,
     write_labels,
 )
-from faceclust.knn import KnnGraph, build_knn
+from faceclust.knn import KnnGraph, _noncanonical_rows, build_knn
 
 ORL = Path("/work/shared/data/orl")
 
@@ -425,8 +425,8 @@ def test_knn_read_sorts_ties_and_missing_like_from_search(tmp_path):
     np.testing.assert_array_equal(got.ids, ref.ids)
     np.testing.assert_array_equal(got.sims, ref.sims)
     np.testing.assert_array_equal(got.ids, [[0, 1, 2], [1, 0, -1], [2, 0, 1], [3, 0, 2]])
-    assert fio._noncanonical_rows(ref.ids, ref.sims).size == 0
-    np.testing.assert_array_equal(fio._noncanonical_rows(ids, sims), [0, 1, 2])
+    assert not _noncanonical_rows(ref.ids, ref.sims, 0).any()
+    np.testing.assert_array_equal(np.flatnonzero(_noncanonical_rows(ids, sims, 0)), [0, 1, 2])
 
 
 def test_knn_read_fixes_only_bad_blocks_equals_from_search(tmp_path):

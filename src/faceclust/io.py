@@ -38,7 +38,7 @@ import numpy as np
 
 from ._validation import check_features, check_labels
 from .errors import InputError, ParameterError
-from .knn import KnnGraph, _sort_self_first
+from .knn import KnnGraph
 
 PathLike = str | os.PathLike
 
@@ -49,7 +49,6 @@ _FEATURE_KEYS = ("features", "feats", "embeddings")
 _KNN_ID_KEYS = ("ids", "knns", "nbrs")
 _KNN_VALUE_KEYS = ("sims", "dists")
 _CHUNK = 1 << 16  # rows per block for conversions of large arrays
-_FIX_BLOCK = 1024  # rows re-sorted together when a file's rows are out of order
 _LTC_MISSING_DIST = 2.0  # distance written for missing neighbours (id -1)
 
 
@@ -397,56 +396,10 @@ def read_knn(
         ids, sims = _read_knn_npz(path, kind)
 
     _check_shape_and_range(ids, n, path)
-    ids, sims = _canonicalize(ids, sims)
     try:
-        return KnnGraph(ids, sims, {"source": str(path)})
+        return KnnGraph.from_search(ids, sims, {"source": str(path)})
     except InputError as exc:
         raise InputError(f"{path}: {exc}") from exc
-
-
-def _canonicalize(ids: np.ndarray, sims: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Bring rows into KnnGraph order (self first, descending sim, ties by id, missing last).
-
-    Equivalent to :meth:`KnnGraph.from_search`, but only the blocks of rows that
-    are out of order are re-sorted: files written by faiss-based tools are
-    nearly always sorted already (a float32 distance round trip creates a few
-    ties), and checking order is far cheaper than sorting 47M entries.
-    """
-    if not ids.flags.writeable:
-        ids = ids.copy()
-    if not sims.flags.writeable or sims.dtype != np.float32:
-        sims = sims.astype(np.float32)
-    sims[ids < 0] = -np.inf
-    bad = _noncanonical_rows(ids, sims)
-    for block in np.unique(bad // _FIX_BLOCK):
-        a, z = block * _FIX_BLOCK, min(len(ids), (block + 1) * _FIX_BLOCK)
-        ids[a:z], sims[a:z] = _sort_self_first(ids[a:z].astype(np.int64), sims[a:z], a)
-    return ids, sims
-
-
-def _noncanonical_rows(ids: np.ndarray, sims: np.ndarray) -> np.ndarray:
-    """Indices of rows that break KnnGraph's row order (see :func:`_canonicalize`)."""
-    n, k = ids.shape
-    out: list[np.ndarray] = []
-    with np.errstate(invalid="ignore"):  # -inf - -inf between missing entries
-        for start in range(0, n, _CHUNK):
-            out.append(start + np.flatnonzero(_bad_rows_block(ids, sims, start, k)))
-    return np.concatenate(out)
-
-
-def _bad_rows_block(ids: np.ndarray, sims: np.ndarray, start: int, k: int) -> np.ndarray:
-    """Row mask for rows ``start : start + _CHUNK`` (self misplaced, NaN, order broken)."""
-    i = ids[start : start + _CHUNK]
-    s = sims[start : start + _CHUNK]
-    bad = i[:, 0] != np.arange(start, start + len(i))
-    bad |= np.isnan(s).any(axis=1)
-    if k >= 3:
-        miss = i[:, 1:] < 0
-        both = ~miss[:, :-1] & ~miss[:, 1:]
-        ds = s[:, 2:] - s[:, 1:-1]
-        wrong = (ds > 0) | np.isnan(ds) | ((ds == 0) & (i[:, 2:] <= i[:, 1:-1]))
-        bad |= (miss[:, :-1] & ~miss[:, 1:]).any(axis=1) | (both & wrong).any(axis=1)
-    return bad
 
 
 def _read_knn_npz(path: Path, kind: str) -> tuple[np.ndarray, np.ndarray]:

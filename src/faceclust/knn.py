@@ -159,18 +159,52 @@ class KnnGraph:
                 f"{ids.shape} and {sims.shape}"
             )
         n, k = ids.shape
-        out_ids = np.empty((n, k), dtype=_id_dtype(n))
-        out_sims = np.empty((n, k), dtype=np.float32)
+        out_ids = ids.astype(_id_dtype(n), copy=True)
+        out_sims = sims.astype(np.float32, copy=True)
+        out_sims[out_ids < 0] = -np.inf
+        out_ids[out_ids < 0] = -1
+        # Search output is nearly always ordered already (faiss sorts by similarity;
+        # only ties and displaced self need fixing), so check rows cheaply and sort
+        # just the rows that break the order.
         for start in range(0, n, _SORT_CHUNK):
             stop = min(n, start + _SORT_CHUNK)
-            out_ids[start:stop], out_sims[start:stop] = _sort_self_first(
-                ids[start:stop].astype(np.int64), sims[start:stop], start
+            bad = start + np.flatnonzero(
+                _noncanonical_rows(out_ids[start:stop], out_sims[start:stop], start)
             )
+            if len(bad):
+                out_ids[bad], out_sims[bad] = _sort_self_first(
+                    out_ids[bad].astype(np.int64), out_sims[bad], bad
+                )
         return cls(out_ids, out_sims, dict(meta or {}))
 
 
-def _sort_self_first(ids: np.ndarray, sims: np.ndarray, offset: int) -> tuple[np.ndarray, np.ndarray]:
-    """Sort one block of rows (desc sim, asc id, missing last) and move self to column 0."""
+def _noncanonical_rows(ids: np.ndarray, sims: np.ndarray, offset: int) -> np.ndarray:
+    """Mask of rows (numbered from ``offset``) not in KnnGraph order.
+
+    A row is canonical when self is in column 0, no similarity is NaN, present
+    neighbours come first by descending similarity (ties by ascending id) and
+    missing ones (-1) last. Expects missing entries to carry -inf already.
+    """
+    m, k = ids.shape
+    bad = ids[:, 0] != np.arange(offset, offset + m)
+    bad |= np.isnan(sims).any(axis=1)
+    if k >= 3:
+        miss = ids[:, 1:] < 0
+        a, b = sims[:, 1:-1], sims[:, 2:]
+        both = ~miss[:, :-1] & ~miss[:, 1:]
+        wrong = (b > a) | ((b == a) & (ids[:, 2:] <= ids[:, 1:-1]))
+        bad |= (miss[:, :-1] & ~miss[:, 1:]).any(axis=1) | (both & wrong).any(axis=1)
+    return bad
+
+
+def _sort_self_first(
+    ids: np.ndarray, sims: np.ndarray, self_ids: np.ndarray | int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Sort rows (desc sim, asc id, missing last) and move self to column 0.
+
+    ``self_ids`` gives each row's own id (or the id of the first row, for a
+    contiguous block).
+    """
     m, k = ids.shape
     missing = ids < 0
     sims = np.where(missing, -np.inf, sims).astype(np.float32)
@@ -179,7 +213,9 @@ def _sort_self_first(ids: np.ndarray, sims: np.ndarray, offset: int) -> tuple[np
     order = np.lexsort((id_key, -sims.astype(np.float64)), axis=-1)
     ids = np.take_along_axis(ids, order, axis=1)
     sims = np.take_along_axis(sims, order, axis=1)
-    self_ids = np.arange(offset, offset + m)
+    if np.isscalar(self_ids):
+        self_ids = np.arange(int(self_ids), int(self_ids) + m)
+    self_ids = np.asarray(self_ids, dtype=np.int64)
     is_self = ids == self_ids[:, None]
     has_self = is_self.any(axis=1)
     pos = np.where(has_self, is_self.argmax(axis=1), k - 1)
