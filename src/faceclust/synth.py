@@ -95,7 +95,7 @@ class SynthConfig:
 
     mean_inter_cos: float = 0.01
     center_cos_std: float = 0.13
-    size_sigma: float = 1.0
+    size_sigma: float = 0.7
     singleton_frac: float = 0.0
     nuisance_rank: int = 12
     nuisance_var: float = 0.2
