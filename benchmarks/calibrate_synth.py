@@ -23,7 +23,7 @@ import numpy as np
 from faceclust.graph import connected_components
 from faceclust.knn import build_knn
 from faceclust.metrics import bcubed, pairwise
-from faceclust.synth import SynthConfig, make_faces
+from faceclust.synth import PRESETS, SynthConfig, make_faces
 
 LFW = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "lfw"
 if not LFW.is_dir():
@@ -31,8 +31,8 @@ if not LFW.is_dir():
 
 #: Identity sizes shaped like LFW (72% singletons); the cosine parameters are the defaults.
 LFW_SIZES = SynthConfig(size_sigma=2.0)
-#: A dlib-like configuration (128-d, different people at cosine ~0.83).
-DLIB_LIKE = dataclasses.replace(LFW_SIZES, mean_inter_cos=0.82, center_cos_std=0.25, noise=0.5)
+#: The dlib preset with LFW-like sizes.
+DLIB_LIKE = dataclasses.replace(PRESETS["dlib"], size_sigma=LFW_SIZES.size_sigma)
 
 
 def stats(x: np.ndarray, y: np.ndarray, max_pairs_rows: int = 8000) -> dict[str, float]:

@@ -239,3 +239,16 @@ def test_cli_synth_missing_out_dir(tmp_path):
         main, ["synth", "--n", "10", "--ids", "2", "--out", str(tmp_path / "nope" / "o")]
     )
     assert res.exit_code == 2 and "does not exist" in res.output
+
+
+def test_cli_synth_dlib_preset(tmp_path):
+    res = CliRunner().invoke(
+        main, ["synth", "--n", "600", "--ids", "60", "--dim", "128", "--preset", "dlib",
+               "--out", str(tmp_path / "d")]
+    )
+    assert res.exit_code == 0, res.output
+    x = io.read_features(tmp_path / "d.npy")
+    y = io.read_labels(tmp_path / "d.meta", len(x))
+    intra, inter = _inter_intra(x, y)
+    assert abs(inter.mean() - 0.82) < 0.02
+    assert 0.9 < intra.mean() < 0.97
