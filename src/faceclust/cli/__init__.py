@@ -7,5 +7,6 @@ from ._app import main
 from ._bench import bench_cmd  # noqa: F401  (bench)
 from ._photos import embed_cmd  # noqa: F401  (embed, gallery, add)
 from ._synth import synth_cmd  # noqa: F401  (synth)
+from ._train import train_cmd  # noqa: F401  (train)
 
 __all__ = ["main"]
