@@ -12,6 +12,7 @@ from ._base import METHODS, BaseClusterer, get_method, register
 from ._baselines import ChineseWhispers, KnnDbscan, KnnHac, MiniBatchKMeansClusterer  # noqa: F401
 from ._cdp import CDP  # noqa: F401
 from ._fces import FCES  # noqa: F401
+from ._gcn import GcnV, GcnVE  # noqa: F401  (registers gcn-v, gcn-ve)
 from ._knn_graph_baselines import KnnConnectedComponents, KnnInfomap
 
 __all__ = [

@@ -1,0 +1,287 @@
+"""Tests for faceclust.nn (adjacency, GraphConv, checkpoints, GCN-E batches) and gcn-v/gcn-ve."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import torch
+from click.testing import CliRunner
+
+from faceclust.cli import main
+from faceclust.errors import InputError, ParameterError
+from faceclust.knn import build_knn
+from faceclust.methods import get_method
+from faceclust.methods._gcn import train_gcn_e_model, train_gcn_v_model
+from faceclust.metrics import evaluate
+from faceclust.nn.checkpoint import load_checkpoint
+from faceclust.nn.gcn_e import GCNE, build_batch, edge_candidates
+from faceclust.nn.gcn_v import GCNV, load_gcn_v, save_gcn_v
+from faceclust.nn.layers import GraphConv, knn_adjacency, row_normalize, to_torch_sparse
+
+
+def _unit(x):
+    x = np.asarray(x, dtype=np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def _clusters(n_per=30, n_clusters=3, d=16, noise=0.15, seed=0):
+    rng = np.random.default_rng(seed)
+    centres = _unit(rng.normal(size=(n_clusters, d)))
+    labels = np.repeat(np.arange(n_clusters), n_per)
+    # varied spread inside a cluster so confidences differ
+    scale = noise * rng.uniform(0.3, 1.5, size=(len(labels), 1))
+    x = centres[labels] + scale * rng.normal(size=(len(labels), d))
+    return _unit(x), labels
+
+
+# ---------------------------------------------------------------- adjacency
+def test_knn_adjacency_normalised_symmetric_pattern():
+    x, _ = _clusters(n_per=10, d=8)
+    g = build_knn(x, k=5)
+    a = knn_adjacency(g.ids, g.sims, min_sim=0.0)
+    np.testing.assert_allclose(np.asarray(a.sum(axis=1)).ravel(), 1.0, rtol=1e-5)
+    pattern = (a != 0).astype(np.int8)
+    assert (pattern != pattern.T).nnz == 0
+    assert np.all(a.diagonal() > 0)
+
+
+def test_knn_adjacency_hand_values():
+    ids = np.array([[0, 1, 2], [1, 0, 2], [2, 0, 1]])
+    sims = np.array([[1, 0.5, -0.2], [1, 0.5, 0.3], [1, -0.2, 0.3]], dtype=np.float32)
+    a = knn_adjacency(ids, sims, min_sim=0.0).toarray()
+    # S = max(S, S^T) + I, negative sims dropped:
+    # row0: [1, .5, 0] / 1.5 ; row1: [.5, 1, .3] / 1.8 ; row2: [0, .3, 1] / 1.3
+    expect = np.array([[1, 0.5, 0], [0.5, 1, 0.3], [0, 0.3, 1]])
+    expect = expect / expect.sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(a, expect, rtol=1e-6)
+    # an asymmetric kNN entry becomes symmetric (max of both directions)
+    ids2 = np.array([[0, 1], [1, 2], [2, 1]])
+    sims2 = np.array([[1, 0.6], [1, 0.8], [1, 0.8]], dtype=np.float32)
+    a2 = knn_adjacency(ids2, sims2).toarray()
+    assert a2[1, 0] > 0 and a2[0, 1] > 0
+    np.testing.assert_allclose(a2[1], np.array([0.6, 1, 0.8]) / 2.4, rtol=1e-6)
+
+
+def test_row_normalize_keeps_zero_rows():
+    a = sp.csr_matrix(np.array([[0, 0], [2, 2]], dtype=np.float32))
+    np.testing.assert_allclose(row_normalize(a).toarray(), [[0, 0], [0.5, 0.5]])
+
+
+def test_graphconv_formula_and_precomputed_agg():
+    torch.manual_seed(0)
+    conv = GraphConv(3, 4)
+    h = torch.randn(5, 3)
+    dense = torch.rand(5, 5)
+    expect = torch.relu(torch.cat([h, dense @ h], 1) @ conv.weight + conv.bias)
+    torch.testing.assert_close(conv(h, dense), expect)
+    adj = to_torch_sparse(sp.csr_matrix(dense.numpy()))
+    torch.testing.assert_close(conv(h, adj), expect)
+    torch.testing.assert_close(conv(h, agg=dense @ h), expect)
+    assert conv(h, dense).shape == (5, 4)
+
+
+# ---------------------------------------------------------------- checkpoints
+def test_checkpoint_round_trip(tmp_path):
+    torch.manual_seed(1)
+    model = GCNV(8, hidden_dim=6, mlp_dim=5)
+    save_gcn_v(model, tmp_path, {"k": 7, "losses": [0.5]})
+    loaded, meta = load_gcn_v(tmp_path)
+    assert meta["k"] == 7
+    x = torch.randn(4, 8)
+    adj = torch.eye(4)
+    with torch.no_grad():
+        for a, b in zip(model(x, adj), loaded(x, adj), strict=True):
+            torch.testing.assert_close(a, b)
+    doc = json.loads((tmp_path / "gcn_v.json").read_text())
+    assert doc["config"] == {"in_dim": 8, "hidden_dim": 6, "mlp_dim": 5}
+    assert doc["tensors"]["conv.weight"] == [16, 6]
+    assert not list(tmp_path.glob("*.tmp*"))
+
+
+def _edit_config(path, **changes):
+    doc = json.loads(path.read_text())
+    for key, value in changes.items():
+        if value is None:
+            doc["config"].pop(key)
+        else:
+            doc["config"][key] = value
+    path.write_text(json.dumps(doc))
+
+
+def test_checkpoint_config_and_shape_mismatch(tmp_path):
+    model = GCNV(8, hidden_dim=6, mlp_dim=5)
+    save_gcn_v(model, tmp_path, {})
+    cfg = tmp_path / "gcn_v.json"
+    original = cfg.read_text()
+    _edit_config(cfg, in_dim=9)  # model built with in_dim 9 cannot take 8-d weights
+    with pytest.raises(InputError, match="conv.weight"):
+        load_gcn_v(tmp_path)
+    cfg.write_text(original)
+    _edit_config(cfg, hidden_dim="six")
+    with pytest.raises(ParameterError, match="hidden_dim"):
+        load_gcn_v(tmp_path)
+    cfg.write_text(original)
+    _edit_config(cfg, extra=1)
+    with pytest.raises(ParameterError, match="unknown"):
+        load_gcn_v(tmp_path)
+    cfg.write_text(original)
+    _edit_config(cfg, mlp_dim=None)
+    with pytest.raises(ParameterError, match="missing"):
+        load_gcn_v(tmp_path)
+    cfg.write_text(original)
+    with pytest.raises(ParameterError, match="gcn-v"):
+        load_checkpoint(tmp_path, "gcn_v", kind="gcn-e")
+    doc = json.loads(original)
+    doc["tensors"]["conv.bias"] = [7]
+    cfg.write_text(json.dumps(doc))
+    with pytest.raises(InputError, match="conv.bias"):
+        load_gcn_v(tmp_path)
+    cfg.write_text("{not json")
+    with pytest.raises(InputError, match="gcn_v.json"):
+        load_gcn_v(tmp_path)
+    cfg.write_text(original)
+    (tmp_path / "gcn_v.safetensors").write_bytes(b"garbage")
+    with pytest.raises(InputError, match="safetensors"):
+        load_gcn_v(tmp_path)
+    with pytest.raises(InputError, match="not found"):
+        load_gcn_v(tmp_path / "nope")
+
+
+# ---------------------------------------------------------------- GCN-E batches
+def test_edge_candidates_and_block_adjacency():
+    x, _ = _clusters(n_per=12, n_clusters=2, d=8, seed=3)
+    g = build_knn(x, k=8)
+    a = knn_adjacency(g.ids, g.sims).tocsr()
+    conf = np.linspace(0, 1, len(x)).astype(np.float32)[np.random.default_rng(0).permutation(len(x))]
+    cand = edge_candidates(g.ids, g.sims, conf, ignore_ratio=0.3)
+    assert len(cand.pivots) > 0
+    for p, node in enumerate(cand.pivots):
+        c = cand.nodes[cand.ptr[p] : cand.ptr[p + 1]]
+        assert len(c) >= 2 and np.all(conf[c] > conf[node])
+        row = [j for j in g.ids[node] if conf[j] > conf[node]]
+        assert c.tolist() == row  # kNN order
+        assert cand.peak[node] == -1
+    loc = np.full(len(x), -1, dtype=np.int64)
+    which = np.arange(min(3, len(cand.pivots)))
+    xb, ab, ptr, pos = build_batch(cand, which, x, a, loc)
+    assert np.all(loc == -1)
+    dense = ab.to_dense().numpy()
+    for b, p in enumerate(which):
+        c = cand.nodes[cand.ptr[p] : cand.ptr[p + 1]]
+        expect = row_normalize(a[c][:, c]).toarray()
+        blk = slice(ptr[b], ptr[b + 1])
+        np.testing.assert_allclose(dense[blk, blk], expect, rtol=1e-5)
+        np.testing.assert_allclose(xb.numpy()[blk], x[c] - x[cand.pivots[p]], rtol=1e-6)
+    # no entries between different sub-graphs
+    off = dense.copy()
+    for b in range(len(which)):
+        off[ptr[b] : ptr[b + 1], ptr[b] : ptr[b + 1]] = 0
+    assert not off.any()
+    # the non-pivots: ignored or single-candidate nodes link to the nearest higher one
+    for node in np.flatnonzero(cand.peak >= 0):
+        row = [j for j in g.ids[node] if conf[j] > conf[node]]
+        assert cand.peak[node] == row[0]
+
+
+def test_gcne_output_shape():
+    model = GCNE(6, dims=[5, 4], mlp_dim=3)
+    out = model(torch.randn(7, 6), torch.eye(7))
+    assert out.shape == (7, 2)
+    torch.testing.assert_close(out.exp().sum(1), torch.ones(7))
+
+
+# ---------------------------------------------------------------- end to end
+SMALL_V = {"k": 10, "steps": 150, "hidden_dim": 32, "mlp_dim": 32, "batch_size": None, "lr": 0.05}
+SMALL_E = {"k": 20, "epochs": 3, "batch_size": 8, "dims": [32, 32], "mlp_dim": 16, "lr": 0.05}
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    out = tmp_path_factory.mktemp("gcn")
+    x, y = _clusters(n_per=30, n_clusters=3, seed=0)
+    vmeta = train_gcn_v_model(x, y, out, seed=5, **SMALL_V)
+    emeta = train_gcn_e_model(x, y, out, seed=5, **SMALL_E)
+    return out, vmeta, emeta
+
+
+def test_training_reduces_loss_and_is_deterministic(trained, tmp_path):
+    out, vmeta, emeta = trained
+    assert vmeta["losses"][-1] < 0.5 * vmeta["losses"][0]
+    assert emeta["losses"][-1] < emeta["losses"][0]
+    x, y = _clusters(n_per=30, n_clusters=3, seed=0)
+    train_gcn_v_model(x, y, tmp_path, seed=5, **SMALL_V)
+    a, _ = load_gcn_v(out)
+    b, _ = load_gcn_v(tmp_path)
+    for (ka, va), (kb, vb) in zip(a.state_dict().items(), b.state_dict().items(), strict=True):
+        assert ka == kb and torch.equal(va, vb)
+
+
+@pytest.mark.parametrize("method", ["gcn-v", "gcn-ve"])
+def test_end_to_end_separates_clusters(trained, method):
+    out, _, _ = trained
+    x, y = _clusters(n_per=25, n_clusters=2, seed=11)  # unseen identities
+    est = get_method(method)(model=str(out), tau=0.7)
+    labels = est.fit_predict(x)
+    m = evaluate(y, labels)
+    assert m["pairwise_precision"] == 1.0
+    assert m["bcubed_f"] > 0.8
+    assert est.confidence_.shape == (len(x),)
+
+
+def test_gcn_v_first_pass_threshold(trained):
+    out, _, _ = trained
+    x, y = _clusters(n_per=25, n_clusters=2, seed=11)
+    labels = get_method("gcn-v")(model=str(out), use_gcn_feat=False, tau_0=0.6).fit_predict(x)
+    assert evaluate(y, labels)["pairwise_precision"] == 1.0
+    # a threshold above every similarity leaves only singletons
+    single = get_method("gcn-v")(model=str(out), use_gcn_feat=False, tau_0=1.0).fit_predict(x)
+    assert len(np.unique(single)) == len(x)
+
+
+def test_estimator_errors(trained, tmp_path):
+    out, _, _ = trained
+    x, _ = _clusters(n_per=10, n_clusters=2, seed=1)
+    with pytest.raises(ParameterError, match="model=DIR"):
+        get_method("gcn-v")().fit(x)
+    with pytest.raises(InputError, match="not found"):
+        get_method("gcn-v")(model=str(tmp_path / "missing")).fit(x)
+    with pytest.raises(InputError, match="dimension"):
+        get_method("gcn-v")(model=str(out)).fit(np.hstack([x, x]))
+    with pytest.raises(ParameterError, match="tau"):
+        get_method("gcn-ve")(model=str(out), tau=2.0).fit(x)
+    save_gcn_v(GCNV(16, hidden_dim=32, mlp_dim=32), tmp_path, {})
+    with pytest.raises(InputError, match="gcn_e"):  # GCN-V only: no GCN-E checkpoint
+        get_method("gcn-ve")(model=str(tmp_path)).fit(x)
+    with pytest.raises(ParameterError, match="unknown"):
+        train_gcn_v_model(x, np.repeat([0, 1], 10), tmp_path, stepz=3)
+
+
+def test_cli_train_and_cluster(tmp_path):
+    x, y = _clusters(n_per=20, n_clusters=3, seed=2)
+    np.save(tmp_path / "x.npy", x)
+    (tmp_path / "y.meta").write_text("\n".join(map(str, y)) + "\n")
+    model = tmp_path / "model"
+    runner = CliRunner()
+    common = [str(tmp_path / "x.npy"), str(tmp_path / "y.meta"), "--out", str(model)]
+    r = runner.invoke(main, ["train", "--method", "gcn-v", *common,
+                             "--set", "k=10", "--set", "steps=30", "--set", "hidden_dim=16",
+                             "--set", "mlp_dim=16", "--seed", "3"])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(main, ["train", "--method", "gcn-e", *common, "--set", "k=15",
+                             "--set", "epochs=1", "--set", "dims=[16,16]", "--set", "mlp_dim=8"])
+    assert r.exit_code == 0, r.output
+    assert (model / "gcn_v.safetensors").is_file() and (model / "gcn_e.json").is_file()
+    r = runner.invoke(main, ["cluster", str(tmp_path / "x.npy"), "--method", "gcn-ve",
+                             "--model", str(model), "--set", "tau=0.7",
+                             "--out", str(tmp_path / "pred.meta")])
+    assert r.exit_code == 0, r.output
+    pred = np.loadtxt(tmp_path / "pred.meta", dtype=int)
+    assert len(pred) == len(x)
+    r = runner.invoke(main, ["train", "--method", "infomap", *common])
+    assert r.exit_code == 2 and "cannot train" in r.output
+    r = runner.invoke(main, ["train", "--method", "gcn-e", str(tmp_path / "x.npy"),
+                             str(tmp_path / "y.meta"), "--out", str(tmp_path / "empty")])
+    assert r.exit_code == 2 and "GCN-V" in r.output
