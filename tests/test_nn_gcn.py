@@ -195,7 +195,8 @@ def test_gcne_output_shape():
 
 # ---------------------------------------------------------------- end to end
 SMALL_V = {"k": 10, "steps": 150, "hidden_dim": 32, "mlp_dim": 32, "batch_size": None, "lr": 0.05}
-SMALL_E = {"k": 20, "epochs": 3, "batch_size": 8, "dims": [32, 32], "mlp_dim": 16, "lr": 0.05}
+SMALL_E = {"k": 20, "epochs": 3, "batch_size": 8, "dims": [32, 32], "mlp_dim": 16, "lr": 0.01,
+           "cross_fit": 0}
 
 
 @pytest.fixture(scope="module")
@@ -257,6 +258,16 @@ def test_estimator_errors(trained, tmp_path):
         get_method("gcn-ve")(model=str(tmp_path)).fit(x)
     with pytest.raises(ParameterError, match="unknown"):
         train_gcn_v_model(x, np.repeat([0, 1], 10), tmp_path, stepz=3)
+    with pytest.raises(InputError, match="folds"):
+        train_gcn_e_model(x, np.zeros(20, int), out, cross_fit=2)
+
+
+def test_gcn_ve_deterministic(trained):
+    out, _, _ = trained
+    x, _ = _clusters(n_per=25, n_clusters=2, seed=11)
+    a = get_method("gcn-ve")(model=str(out), tau=0.7).fit_predict(x)
+    b = get_method("gcn-ve")(model=str(out), tau=0.7).fit_predict(x)
+    assert np.array_equal(a, b)
 
 
 def test_cli_train_and_cluster(tmp_path):

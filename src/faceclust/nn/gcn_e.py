@@ -232,6 +232,7 @@ def train_gcn_e(
     lr: float = 0.1,
     momentum: float = 0.9,
     weight_decay: float = 1e-5,
+    optimizer: str = "sgd",
     seed: int = 42,
     log_every: int = 10,
 ) -> tuple[GCNE, dict[str, Any]]:
@@ -256,7 +257,8 @@ def train_gcn_e(
     a = _csr(adj)
     per_epoch = -(-p // batch_size)
     steps = epochs * per_epoch
-    sched = SgdSchedule(steps=steps, lr=lr, momentum=momentum, weight_decay=weight_decay)
+    sched = SgdSchedule(steps=steps, lr=lr, momentum=momentum, weight_decay=weight_decay,
+                        optimizer=optimizer)
     target_all = (labels[cand.nodes] == np.repeat(labels[cand.pivots], np.diff(cand.ptr))).astype(
         np.int64
     )
@@ -288,7 +290,8 @@ def train_gcn_e(
         "positive_fraction": round(float(target_all.mean()), 4),
         "seed": seed,
         "schedule": {
-            "epochs": epochs, "batch_size": batch_size, "steps": steps, "lr": lr,
+            "optimizer": optimizer, "epochs": epochs, "batch_size": batch_size, "steps": steps,
+            "lr": lr,
             "momentum": momentum, "weight_decay": weight_decay,
             "milestones": list(sched.milestones),
         },

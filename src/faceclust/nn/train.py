@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from .._progress import progress
+from ..errors import ParameterError
 
 __all__ = ["SgdSchedule", "TrainLog", "make_optimizer", "seeded", "train_steps"]
 
@@ -42,7 +43,7 @@ def seeded(seed: int, threads: int | None = None) -> Iterator[None]:
 
 @dataclass
 class SgdSchedule:
-    """SGD hyper-parameters and a step schedule: ``lr`` times ``gamma`` at each milestone fraction."""
+    """Optimiser hyper-parameters and a step schedule: ``lr`` times ``gamma`` at each milestone fraction."""
 
     steps: int
     lr: float = 0.1
@@ -50,6 +51,7 @@ class SgdSchedule:
     weight_decay: float = 1e-5
     milestones: Sequence[float] = (0.5, 0.8, 0.9)
     gamma: float = 0.1
+    optimizer: str = "sgd"  # "sgd" (momentum) or "adam" (momentum unused)
 
     def milestone_steps(self) -> list[int]:
         """Milestones as step numbers."""
@@ -76,10 +78,16 @@ class TrainLog:
 def make_optimizer(
     model: nn.Module, sched: SgdSchedule
 ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
-    """SGD optimizer and its MultiStepLR scheduler for ``sched``."""
-    opt = torch.optim.SGD(
-        model.parameters(), lr=sched.lr, momentum=sched.momentum, weight_decay=sched.weight_decay
-    )
+    """SGD (or Adam) optimizer and its MultiStepLR scheduler for ``sched``."""
+    if sched.optimizer == "sgd":
+        opt: torch.optim.Optimizer = torch.optim.SGD(
+            model.parameters(), lr=sched.lr, momentum=sched.momentum,
+            weight_decay=sched.weight_decay,
+        )
+    elif sched.optimizer == "adam":
+        opt = torch.optim.Adam(model.parameters(), lr=sched.lr, weight_decay=sched.weight_decay)
+    else:
+        raise ParameterError(f"optimizer must be 'sgd' or 'adam', got {sched.optimizer!r}")
     lr_sched = torch.optim.lr_scheduler.MultiStepLR(
         opt, milestones=sched.milestone_steps(), gamma=sched.gamma
     )
