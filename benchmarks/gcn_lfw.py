@@ -1,6 +1,7 @@
 """GCN-V / GCN-V+E on LFW (ArcFace-like 512-d), split by identity, vs knn-cc and infomap.
 
-    python benchmarks/gcn_lfw.py split                 # write train/test arrays to WORK
+    python benchmarks/gcn_lfw.py split [FEATURES.npy]  # write train/test arrays to WORK
+    python benchmarks/gcn_lfw.py synth N IDS           # or: synthetic train/test (make_faces)
     python benchmarks/gcn_lfw.py train-v [key=value..] # faceclust train gcn-v (timed)
     python benchmarks/gcn_lfw.py train-e [key=value..]
     python benchmarks/gcn_lfw.py eval METHOD [key=value..]   # one JSON line: metrics, s, RSS
@@ -48,7 +49,7 @@ def main() -> None:
     cmd, rest = sys.argv[1], sys.argv[2:]
     WORK.mkdir(parents=True, exist_ok=True)
     if cmd == "split":
-        x = np.load(DATA / "arcface512_features.npy")
+        x = np.load(DATA / (rest[0] if rest else "arcface512_features.npy"))
         y = np.loadtxt(DATA / "labels.meta", dtype=np.int64)
         tr, te = split_by_identity(y, 0.5, seed=0)
         for name, idx in (("train", tr), ("test", te)):
@@ -56,6 +57,16 @@ def main() -> None:
             np.save(WORK / f"{name}_y.npy", y[idx])
         print(json.dumps({"train": len(tr), "test": len(te),
                           "train_ids": len(np.unique(y[tr])), "test_ids": len(np.unique(y[te]))}))
+        return
+    if cmd == "synth":  # synthetic ArcFace-like train/test (different seeds = different people)
+        from faceclust.synth import make_faces
+
+        n, n_ids = int(rest[0]), int(rest[1])
+        for name, seed in (("train", 1), ("test", 2)):
+            x, y = make_faces(n, n_ids, dim=512, seed=seed)
+            np.save(WORK / f"{name}_x.npy", x)
+            np.save(WORK / f"{name}_y.npy", y)
+        print(json.dumps({"train": n, "test": n, "ids": n_ids}))
         return
     if cmd in ("train-v", "train-e"):
         from faceclust.methods._gcn import train_gcn_e_model, train_gcn_v_model

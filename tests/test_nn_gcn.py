@@ -262,6 +262,19 @@ def test_estimator_errors(trained, tmp_path):
         train_gcn_e_model(x, np.zeros(20, int), out, cross_fit=2)
 
 
+def test_training_selects_thresholds(trained):
+    out, vmeta, _ = trained
+    assert -1.0 <= vmeta["tau_0"] <= 1.0 and -1.0 <= vmeta["tau"] <= 1.0
+    assert vmeta["tau_selection"]["train_f_tau"] > 0.9
+    x, y = _clusters(n_per=25, n_clusters=2, seed=11)
+    est = get_method("gcn-v")(model=str(out))  # tau=None: the training-time choice
+    labels = est.fit_predict(x)
+    assert est.tau_used_ == pytest.approx(vmeta["tau"])
+    assert evaluate(y, labels)["pairwise_precision"] == 1.0
+    est0 = get_method("gcn-v")(model=str(out), use_gcn_feat=False).fit(x)
+    assert est0.tau_used_ == pytest.approx(vmeta["tau_0"])
+
+
 def test_gcn_ve_deterministic(trained):
     out, _, _ = trained
     x, _ = _clusters(n_per=25, n_clusters=2, seed=11)

@@ -7,6 +7,7 @@ import pytest
 
 from faceclust.errors import InputError, ParameterError
 from faceclust.stages.confidence import (
+    choose_tau,
     deduce_tree,
     find_peaks,
     ignore_mask,
@@ -127,3 +128,17 @@ def test_split_by_identity_disjoint_and_seeded():
         split_by_identity(labels, 1.0)
     with pytest.raises(InputError):
         split_by_identity(np.zeros(5, int), 0.5)
+
+
+def test_choose_tau_scale_free():
+    # two groups: within-group peak sims high, one cross-group link in between
+    peak = np.array([1, -1, 1, 4, -1, 4, 1])
+    labels = np.array([0, 0, 0, 1, 1, 1, 2])
+    for shift in (0.0, 0.8):  # ArcFace-like and dlib-like scales
+        sim = np.array([0.7, -np.inf, 0.65, 0.72, -np.inf, 0.68, 0.4]) * (1 - shift) + shift
+        tau, f = choose_tau(peak, sim, labels)
+        assert f == pytest.approx(1.0)
+        # the chosen cut keeps every within-group link and drops the impostor (node 6)
+        assert sim[6] <= tau < sim[[0, 2, 3, 5]].min()
+        assert deduce_tree(peak, sim, tau).tolist() == [0, 0, 0, 1, 1, 1, 2]
+    assert choose_tau(np.array([-1, -1]), np.array([-np.inf, -np.inf]), np.array([0, 1])) == (1.0, 0.0)

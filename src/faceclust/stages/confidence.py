@@ -30,6 +30,7 @@ from ..graph import connected_components
 
 __all__ = [
     "candidate_mask",
+    "choose_tau",
     "deduce_tree",
     "find_peaks",
     "ignore_mask",
@@ -192,3 +193,30 @@ def split_by_identity(
     test_ids = ids[perm[:n_test]]
     is_test = np.isin(labels, test_ids)
     return np.flatnonzero(~is_test).astype(np.int64), np.flatnonzero(is_test).astype(np.int64)
+
+
+def choose_tau(
+    peak: np.ndarray, peak_sim: np.ndarray, labels: np.ndarray, *, n_grid: int = 100
+) -> tuple[float, float]:
+    """The cut ``tau`` for :func:`deduce_tree` that maximises pairwise F against ``labels``.
+
+    Scale-free: the candidates are ``n_grid`` quantiles of the present peak
+    similarities (plus values just below each, since the cut is strict), so
+    the search adapts to any similarity scale (ArcFace-like, dlib, GCN
+    features). Used at training time, on labelled data. Returns ``(tau, F)``;
+    ties go to the highest tau (fewer merges).
+    """
+    from ..metrics import pairwise
+
+    peak_sim = np.asarray(peak_sim, dtype=np.float64)
+    present = peak_sim[np.asarray(peak) >= 0]
+    if len(present) == 0:
+        return 1.0, 0.0
+    qs = np.unique(np.quantile(present, np.linspace(0.0, 1.0, n_grid)))
+    grid = np.unique(np.concatenate([qs, np.nextafter(qs, -np.inf)]))
+    best_tau, best_f = float(grid[-1]), -1.0
+    for tau in grid[::-1]:
+        f = pairwise(labels, deduce_tree(peak, peak_sim, float(tau)))[2]
+        if f > best_f + 1e-12:
+            best_tau, best_f = float(tau), float(f)
+    return best_tau, best_f
