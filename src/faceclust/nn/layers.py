@@ -5,6 +5,8 @@ Shapes use N = nodes, D = input feature dimension, E = stored adjacency entries.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import scipy.sparse as sp
 import torch
@@ -48,11 +50,22 @@ def knn_adjacency(ids: np.ndarray, sims: np.ndarray, min_sim: float = 0.0) -> sp
 
 
 def to_torch_sparse(a: sp.spmatrix) -> torch.Tensor:
-    """A scipy sparse matrix as a coalesced float32 torch COO tensor (constant; no grad)."""
-    coo = sp.coo_matrix(a)
-    idx = torch.from_numpy(np.vstack([coo.row, coo.col]).astype(np.int64))
-    val = torch.from_numpy(coo.data.astype(np.float32))
-    return torch.sparse_coo_tensor(idx, val, coo.shape, check_invariants=False).coalesce()
+    """A scipy sparse matrix as a float32 torch CSR tensor (constant; no grad).
+
+    CSR straight from scipy's arrays: no sort or coalesce, and about half the
+    memory of a COO tensor (one int64 index per entry instead of two).
+    """
+    csr = sp.csr_matrix(a, dtype=np.float32)
+    csr.sum_duplicates()
+    with warnings.catch_warnings():  # "CSR support is in beta": mm / backward are what we use
+        warnings.simplefilter("ignore", UserWarning)
+        return torch.sparse_csr_tensor(
+            torch.from_numpy(csr.indptr.astype(np.int64)),
+            torch.from_numpy(csr.indices.astype(np.int64)),
+            torch.from_numpy(csr.data),
+            size=csr.shape,
+            check_invariants=False,
+        )
 
 
 class GraphConv(nn.Module):
@@ -88,6 +101,7 @@ class GraphConv(nn.Module):
         if agg is None:
             if adj is None:
                 raise ValueError("GraphConv needs adj or agg")
-            agg = torch.sparse.mm(adj, h) if adj.is_sparse else adj @ h
+            sparse = adj.layout in (torch.sparse_coo, torch.sparse_csr)
+            agg = torch.sparse.mm(adj, h) if sparse else adj @ h
         out = h @ self.weight[: self.in_dim] + agg @ self.weight[self.in_dim :] + self.bias
         return torch.relu(out) if self.activation else out
