@@ -64,6 +64,7 @@ def test_registered_names():
         ("kmeans", {"n_clusters": 5, "batch_size": 0}),
         ("kmeans", {"n_clusters": 5.0}),
         ("kmeans", {"n_clusters": 101}),
+        ("kmeans", {"n_clusters": 5, "init": "kmeans||"}),
     ],
 )
 def test_rejects_bad_params(blobs, name, params):

@@ -245,15 +245,22 @@ class MiniBatchKMeansClusterer(BaseClusterer):
         Mini-batch size.
     random_state : int
         Seed of the initialisation and the batches.
+    init : {"k-means++", "random"}
+        Centre initialisation. ``"k-means++"`` is scikit-learn's default and
+        what learn-to-cluster ran, but it costs O(3 n_clusters^2 D log
+        n_clusters) (on LFW, 7,605 x 512 with 3,476 clusters: ~3 min on 2
+        cores, nearly all of the run); ``"random"`` is much cheaper for
+        thousands of clusters.
     """
 
     uses_knn = False
 
     def __init__(self, n_clusters: int | None = None, batch_size: int = 1000,
-                 random_state: int = 0) -> None:
+                 random_state: int = 0, init: str = "k-means++") -> None:
         self.n_clusters = n_clusters
         self.batch_size = batch_size
         self.random_state = random_state
+        self.init = init
 
     def _validate_params(self) -> None:
         if self.n_clusters is None:
@@ -264,6 +271,8 @@ class MiniBatchKMeansClusterer(BaseClusterer):
         check_param("n_clusters", self.n_clusters, int, 1)
         check_param("batch_size", self.batch_size, int, 1)
         check_param("random_state", self.random_state, int, 0)
+        if self.init not in ("k-means++", "random"):
+            raise ParameterError(f"init must be 'k-means++' or 'random', got {self.init!r}")
 
     def _fit(self, x: np.ndarray | None, knn: KnnGraph | None) -> np.ndarray:
         from sklearn.cluster import MiniBatchKMeans
@@ -275,5 +284,5 @@ class MiniBatchKMeansClusterer(BaseClusterer):
             )
         with self._stage("partition"):
             km = MiniBatchKMeans(n_clusters=self.n_clusters, batch_size=self.batch_size,
-                                 random_state=self.random_state)
+                                 random_state=self.random_state, init=self.init)
             return km.fit_predict(x)
