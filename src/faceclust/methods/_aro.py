@@ -24,7 +24,9 @@ class ApproxRankOrder(BaseClusterer):
        visiting order, components do not). Every node is labelled.
 
     Defaults ``k=80, threshold=0`` are the learn-to-cluster README setting
-    (MS1M part1: P 99.77 / R 7.2 / F_P 13.42).
+    (MS1M part1: P 99.77 / R 7.2 / F_P 13.42). On singleton-heavy data it
+    over-merges instead: LFW ArcFace-512 (7,605 faces, k=80) pairwise F 0.008,
+    with 21% of the plausible-neighbour links joining different people.
 
     Parameters
     ----------

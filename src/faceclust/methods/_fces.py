@@ -25,6 +25,10 @@ class FCES(BaseClusterer):
        (:func:`faceclust.stages.select.early_stop_edges`);
     3. partition: directed two-level Infomap on those links (fixed ``seed``).
 
+    The defaults are the paper's MS1M settings (about 68 photos per person).
+    On LFW ArcFace-512, where most people have one photo, they over-merge:
+    pairwise F 0.60 at k=80, 0.70 at k=20 (knn-cc, k=10, threshold 0.55: 0.976).
+
     Parameters
     ----------
     k : int
