@@ -20,9 +20,10 @@ from ._app import main
               help="Output prefix: writes PREFIX.npy (or .bin) and PREFIX.meta.")
 @click.option("--format", "fmt", type=click.Choice(["npy", "bin"]), default="npy",
               show_default=True, help="Feature file format (.bin: raw float32, learn-to-cluster).")
-@click.option("--preset", type=click.Choice(["arcface", "dlib"]), default="arcface",
+@click.option("--preset", type=click.Choice(["arcface", "dlib", "hard"]), default="arcface",
               show_default=True,
-              help="Similarity scale: arcface (different people at cosine ~0.01) or dlib (~0.83).")
+              help="arcface: LFW-calibrated, different people at cosine ~0.01; dlib: ~0.83; "
+                   "hard: arcface with more look-alikes, outliers and noise.")
 def synth_cmd(n: int, n_ids: int, dim: int, seed: int, out: str, fmt: str, preset: str) -> None:
     """Generate N synthetic L2-normalised face embeddings of IDS identities (seeded)."""
     from ..synth import PRESETS, write_faces
