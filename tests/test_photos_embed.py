@@ -232,3 +232,25 @@ def test_cli_embed(photo_dir, tmp_path):
     assert res.exit_code == 2 and "not a folder of photos" in res.output
     res = CliRunner().invoke(main, ["embed", str(sub), "--out", str(tmp_path / "f.txt")])
     assert res.exit_code == 2 and "must end in .npz" in res.output
+
+
+def test_cli_add_photos_folder_uses_stored_settings(embedded, tmp_path):
+    """A new photo of a known person joins their cluster; embedded with the old settings."""
+    _, table, out = embedded
+    labels = np.array([1 if p.startswith("biden") else 0 for p in table.paths])
+    (tmp_path / "old.txt").write_text("\n".join(map(str, labels)) + "\n")
+    new_dir = tmp_path / "new"
+    new_dir.mkdir()
+    shutil.copy(PHOTOS / "obama3.jpg", new_dir / "obama3.jpg")
+    res = CliRunner().invoke(main, [
+        "add", str(out), str(tmp_path / "old.txt"), str(new_dir), "--workers", "1",
+        "--out", str(tmp_path / "all.npz"), "--labels-out", str(tmp_path / "all.txt"),
+    ])
+    assert res.exit_code == 0, res.output
+    assert "1 new faces: 1 joined existing clusters" in res.output
+    assert np.loadtxt(tmp_path / "all.txt", dtype=np.int64).tolist() == [*labels.tolist(), 0]
+    merged = read_faces(tmp_path / "all.npz")
+    assert merged.photo_path(4).resolve() == (new_dir / "obama3.jpg").resolve()
+    assert merged.photo_path(0).resolve() == (Path(table.root) / table.paths[0]).resolve()
+    assert merged.meta["max_side"] == MAX_SIDE  # merged file records the settings used
+    assert not (tmp_path / "all.npz.new.npz").exists()
