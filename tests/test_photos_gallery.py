@@ -267,3 +267,24 @@ def test_browser_small_gallery_links(small):
         href = page.locator("a").first.get_attribute("href")
         assert os.path.isfile(tmp / "g" / href)
         browser.close()
+
+
+def test_big_jpeg_is_cropped_at_reduced_resolution_in_the_right_place(tmp_path):
+    """Large photos are decoded with JPEG DCT scaling; crops must still hit the box."""
+    root = tmp_path / "photos"
+    root.mkdir()
+    im = Image.new("RGB", (2400, 1600), (128, 128, 128))
+    im.paste((220, 20, 20), (300, 200, 900, 800))
+    im.paste((20, 20, 220), (1500, 700, 2100, 1300))
+    im.save(root / "big.jpg", quality=95)
+    table = FaceTable(np.eye(2, dtype=np.float32), ["big.jpg", "big.jpg"],
+                      [[300, 200, 900, 800], [1500, 700, 2100, 1300]], [1, 1], root=str(root))
+    build_gallery(table, np.array([0, 1]), tmp_path / "g", thumb_size=48, margin=0.0,
+                  progress_bar=False)
+    text = (tmp_path / "g" / "index.html").read_text()
+    srcs = re.findall(r'src="(thumbs/[^"]+)"[^>]*title="[^"]+ \(face (\d+),', text)
+    for src, face in srcs:
+        thumb = np.asarray(Image.open(tmp_path / "g" / src))
+        assert thumb.shape == (48, 48, 3)
+        expected = [(220, 20, 20), (20, 20, 220)][int(face)]
+        np.testing.assert_allclose(thumb.reshape(-1, 3).mean(axis=0), expected, atol=20)

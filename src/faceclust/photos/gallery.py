@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import html
+import multiprocessing as mp
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,6 +68,39 @@ def _crop_box(box: np.ndarray, w: int, h: int, margin: float) -> tuple[int, int,
     return round(left), round(top), round(left + side), round(top + side)
 
 
+def _thumbs_of_photo(job: tuple[str, list, int, float]) -> tuple[int, int]:
+    """Write the thumbnails of one photo: job = (photo, [(box, target), ...], size, margin).
+
+    JPEGs are decoded at reduced resolution (DCT scaling) when every crop stays
+    at least ``size`` pixels, which makes big camera photos several times faster.
+    Returns (written, failed); never raises for a missing or unreadable photo.
+    """
+    from PIL import Image, ImageOps
+
+    photo, items, size, margin = job
+    try:
+        with Image.open(photo) as im:
+            full_w = im.size[0]
+            sides = [max(b[2] - b[0], b[3] - b[1]) * (1 + 2 * margin) for b, _ in items]
+            f = min(1.0, size / max(1.0, min(sides)))
+            if f < 0.5 and im.format == "JPEG":
+                im.draft("RGB", (int(im.size[0] * f) + 1, int(im.size[1] * f) + 1))
+            ratio = im.size[0] / full_w
+            im = ImageOps.exif_transpose(im).convert("RGB")
+            for box, target in items:
+                scaled = np.asarray(box, dtype=np.float64) * ratio
+                crop = im.crop(_crop_box(scaled, im.width, im.height, margin))
+                crop = crop.resize((size, size), Image.Resampling.LANCZOS)
+                target = Path(target)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+                crop.save(tmp, "JPEG", quality=85)
+                os.replace(tmp, target)  # never a half-written thumbnail
+    except OSError:
+        return 0, len(items)  # photo moved or unreadable: the page shows a placeholder
+    return len(items), 0
+
+
 def _write_thumbs(
     table: FaceTable,
     names: list[str],
@@ -75,33 +109,39 @@ def _write_thumbs(
     size: int,
     margin: float,
     progress_bar: bool | None,
+    workers: int,
 ) -> tuple[int, int, int]:
-    """Crop every missing thumbnail, opening each photo once; returns (written, reused, failed)."""
-    from PIL import Image, ImageOps
+    """Crop every missing thumbnail, opening each photo once; returns (written, reused, failed).
 
+    With ``workers`` > 1 and many thumbnails to make, photos are shared out to
+    that many processes.
+    """
     missing = [i for i, n in enumerate(names) if not (thumb_dir / n).exists()]
     reused = len(names) - len(missing)
-    by_photo: dict[str, list[int]] = {}
+    by_photo: dict[str, list] = {}
     for i in missing:
-        by_photo.setdefault(table.paths[i], []).append(i)
+        by_photo.setdefault(table.paths[i], []).append(
+            (tuple(float(v) for v in table.boxes[i]), str(thumb_dir / names[i]))
+        )
+    jobs = [(str(photos_root / rel), items, size, margin) for rel, items in by_photo.items()]
     written = failed = 0
-    with progress(total=len(missing), desc="thumbnails", enabled=progress_bar, unit="face") as bar:
-        for rel, idx in by_photo.items():
-            try:
-                with Image.open(photos_root / rel) as im:
-                    im = ImageOps.exif_transpose(im).convert("RGB")
-                    for i in idx:
-                        crop = im.crop(_crop_box(table.boxes[i], im.width, im.height, margin))
-                        crop = crop.resize((size, size), Image.Resampling.LANCZOS)
-                        target = thumb_dir / names[i]
-                        target.parent.mkdir(parents=True, exist_ok=True)
-                        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-                        crop.save(tmp, "JPEG", quality=85)
-                        os.replace(tmp, target)  # never a half-written thumbnail
-                        written += 1
-            except OSError:
-                failed += len(idx)  # photo moved or unreadable: the page shows its alt text
-            bar.update(len(idx))
+    pool = None
+    if workers > 1 and len(missing) >= 500 and len(jobs) > 1:
+        pool = mp.get_context("spawn").Pool(min(workers, len(jobs)))
+        results = pool.imap_unordered(_thumbs_of_photo, jobs, chunksize=4)
+    else:
+        results = map(_thumbs_of_photo, jobs)
+    try:
+        with progress(total=len(missing), desc="thumbnails", enabled=progress_bar,
+                      unit="face") as bar:
+            for w, f in results:
+                written += w
+                failed += f
+                bar.update(w + f)
+    finally:
+        if pool is not None:
+            pool.terminate()
+            pool.join()
     return written, reused, failed
 
 
@@ -131,6 +171,7 @@ def build_gallery(
     thumb_size: int = 112,
     margin: float = 0.25,
     title: str = "faceclust gallery",
+    workers: int | None = None,
     progress_bar: bool | None = None,
 ) -> GalleryReport:
     """Write the HTML gallery of ``labels`` over ``faces`` into ``out_dir``.
@@ -147,6 +188,8 @@ def build_gallery(
         Page limits (a cluster is never split; a page holds at least one).
     thumb_size, margin:
         Thumbnail side in pixels; margin added around the face box (fraction of its size).
+    workers:
+        Processes cropping thumbnails (default: all cores; used from 500 new thumbnails).
     """
     table = read_faces(faces) if not isinstance(faces, FaceTable) else faces
     labels = check_labels(labels, len(table), source="labels")
@@ -162,7 +205,8 @@ def build_gallery(
     thumb_dir.mkdir(parents=True, exist_ok=True)
     names = [_thumb_name(p, b, thumb_size) for p, b in zip(table.paths, table.boxes, strict=True)]
     written, reused, failed = _write_thumbs(
-        table, names, thumb_dir, root, thumb_size, margin, progress_bar
+        table, names, thumb_dir, root, thumb_size, margin, progress_bar,
+        (os.cpu_count() or 1) if workers is None else workers,
     )
 
     have = [(thumb_dir / n).exists() for n in names]
