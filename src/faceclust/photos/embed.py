@@ -349,6 +349,8 @@ def embed_folder(
     options = dict(backend_options or {})
     model = get_backend(backend, **options)
     all_images = list(images) if images is not None else list_images(root)
+    if not all_images:
+        raise InputError(f"{photos_dir}: no .jpg, .jpeg, .png or .webp images in this folder")
 
     run_config = {"root": str(root), "max_side": max_side, "backend": model.config()}
     part_dir = out.with_name(out.name + ".partial")
