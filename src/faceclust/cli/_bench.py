@@ -26,8 +26,8 @@ def _parse_method_settings(items: tuple[str, ...]) -> dict[str, dict[str, object
 
 
 @main.command("bench")
-@click.argument("features", type=click.Path(dir_okay=False))
-@click.option("--gt", required=True, type=click.Path(dir_okay=False),
+@click.argument("features", type=click.Path(dir_okay=False), required=False)
+@click.option("--gt", default=None, type=click.Path(dir_okay=False),
               help="Ground-truth labels (.meta text or .npy), one per row.")
 @click.option("--knn", "knn_path", type=click.Path(dir_okay=False), default=None,
               help="Precomputed kNN graph shared by all methods (default: build an exact one "
@@ -37,9 +37,14 @@ def _parse_method_settings(items: tuple[str, ...]) -> dict[str, dict[str, object
               help="Comma-separated method names (default: every unsupervised method).")
 @click.option("--set", "settings", multiple=True, metavar="METHOD.KEY=VALUE",
               help="Method parameter, repeatable (e.g. --set hac.linkage=average).")
-@click.option("--out", required=True, type=click.Path(file_okay=False),
+@click.option("--out", default=None, type=click.Path(file_okay=False),
               help="Output directory for bench.md and bench.json (created if missing).")
-def bench_cmd(features, gt, knn_path, dim, method_list, settings, out):
+@click.option("--report", "report_dir", default=None, type=click.Path(file_okay=False),
+              help="Instead of running: write REPORT/benchmarks.md and REPORT/img/*.png from the "
+                   "JSON results in --results (see docs/benchmarks.md).")
+@click.option("--results", "results_dir", default="benchmarks/results", show_default=True,
+              type=click.Path(file_okay=False), help="Benchmark JSON directory read by --report.")
+def bench_cmd(features, gt, knn_path, dim, method_list, settings, out, report_dir, results_dir):
     """Run clustering methods on FEATURES, score them against --gt, and tabulate.
 
     Prints a Markdown table (pairwise/BCubed P, R, F, NMI, clusters, seconds,
@@ -47,6 +52,17 @@ def bench_cmd(features, gt, knn_path, dim, method_list, settings, out):
     OUT/bench.md, with all numbers in OUT/bench.json. A method that fails is
     listed with its error instead of stopping the run.
     """
+    if report_dir is not None:
+        from ..report import write_report as write_md_report
+
+        cmd = f"faceclust bench --report {report_dir}"
+        if results_dir != "benchmarks/results":
+            cmd += f" --results {results_dir}"
+        for p in write_md_report(results_dir, report_dir, command=cmd):
+            click.echo(f"wrote {p}", err=True)
+        return
+    if features is None or gt is None or out is None:
+        raise ParameterError("bench needs FEATURES, --gt and --out (or --report DIR)")
     from .. import io
     from ..bench import make_estimators, run_bench, write_report
     from ._core import load_features
