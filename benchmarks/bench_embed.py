@@ -6,7 +6,8 @@ Takes every (7605 // n)-th photo of /work/shared/data/lfw/images (250 x 250, one
 centred face, sometimes more), links them into a temporary folder (nothing is
 copied) and embeds them with the dlib backend. Peak memory is the highest sum
 of the resident memory of this process and its worker processes, sampled every
-50 ms. Writes JSON to --json (default benchmarks/results/bench_embed.json).
+50 ms. CPU seconds (all processes) are reported too: on a busy machine
+faces_per_cpu_s x cores is the throughput an idle machine would give. Writes JSON to --json (default benchmarks/results/bench_embed.json).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import tempfile
 import threading
 import time
@@ -37,6 +39,13 @@ def _tree_rss(proc: psutil.Process) -> int:
         except psutil.Error:
             pass
     return total
+
+
+def _cpu_seconds() -> float:
+    """User + system CPU time of this process and its finished (reaped) children."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
 
 def main() -> None:
@@ -68,12 +77,14 @@ def main() -> None:
         thread = threading.Thread(target=sample, daemon=True)
         thread.start()
         t0 = time.perf_counter()
+        cpu0 = _cpu_seconds()
         report = embed_folder(
             photos, Path(tmp) / "faces.npz", workers=args.workers,
             backend_options={"detector": args.detector, "upsample": args.upsample},
             progress_bar=False,
         )
         seconds = time.perf_counter() - t0
+        cpu = _cpu_seconds() - cpu0
         done.set()
         thread.join()
 
@@ -89,6 +100,8 @@ def main() -> None:
         "seconds": round(seconds, 2),
         "faces_per_s": round(report.n_faces / seconds, 2),
         "photos_per_s": round(report.n_images / seconds, 2),
+        "cpu_seconds_all_processes": round(cpu, 2),
+        "faces_per_cpu_s": round(report.n_faces / cpu, 2),
         "peak_rss_gb_all_processes": round(peak[0] / 2**30, 3),
         "load_average_1m": os.getloadavg()[0],
     }
