@@ -14,6 +14,7 @@ from ._baselines import ChineseWhispers, KnnDbscan, KnnHac, MiniBatchKMeansClust
 from ._cdp import CDP  # noqa: F401
 from ._fces import FCES  # noqa: F401
 from ._gcn import GcnV, GcnVE  # noqa: F401  (registers gcn-v, gcn-ve)
+from ._incremental import IncrementalClusterer  # noqa: F401  (registers incremental)
 from ._knn_graph_baselines import KnnConnectedComponents, KnnInfomap
 
 __all__ = [

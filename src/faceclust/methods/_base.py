@@ -20,6 +20,7 @@ from typing import ClassVar
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClusterMixin
+from sklearn.utils.validation import check_array
 
 from .._validation import check_features
 from ..errors import InputError, ParameterError
@@ -63,10 +64,19 @@ class BaseClusterer(ClusterMixin, BaseEstimator):
     stage_seconds_: dict[str, float]
 
     # ----------------------------------------------------------------- API
-    def fit(self, X: np.ndarray, y: object = None, *, knn: KnnGraph | None = None):
-        """Cluster the rows of ``X [N, D]`` (or the precomputed ``knn``); return ``self``."""
+    def fit(self, X: np.ndarray, y: object = None, *, knn: KnnGraph | None = None,
+            constraints: object = None):
+        """Cluster the rows of ``X [N, D]`` (or the precomputed ``knn``); return ``self``.
+
+        ``knn``: a precomputed :class:`~faceclust.knn.KnnGraph` over the same rows
+        (self in column 0); graph methods then skip their own kNN search.
+        ``constraints``: must-link / cannot-link face pairs (``(must_link,
+        cannot_link)`` index arrays ``[m, 2]``, a dict or
+        :class:`~faceclust.stages.constraints.Constraints`), honoured by every
+        method through the repair stage :func:`~faceclust.stages.constraints.apply_constraints`.
+        """
         self.stage_seconds_ = {}
-        x = None if X is None else check_features(X, source="X")
+        x = None if X is None else check_features(_sklearn_check(X), source="X")
         if x is None and (knn is None or not self.uses_knn):
             raise InputError(f"{self.method_name}: features X are required")
         if x is not None and knn is not None and knn.n != x.shape[0]:
@@ -75,14 +85,32 @@ class BaseClusterer(ClusterMixin, BaseEstimator):
             )
         self._validate_params()
         labels = self._fit(x, knn)
+        if constraints is not None:
+            from ..stages.constraints import apply_constraints, as_constraints
+
+            cons = as_constraints(constraints, len(labels))
+            with self._stage("constraints"):
+                thr = getattr(self, "threshold_", None)
+                labels = apply_constraints(
+                    labels, cons.must_link, cons.cannot_link, x,
+                    threshold=float(thr) if thr is not None and np.isfinite(thr) else None,
+                )
         self.labels_ = np.asarray(labels, dtype=np.int64)
         if x is not None:
             self.n_features_in_ = x.shape[1]
         return self
 
-    def fit_predict(self, X: np.ndarray, y: object = None, *, knn: KnnGraph | None = None):
+    def fit_predict(self, X: np.ndarray, y: object = None, *, knn: KnnGraph | None = None,
+                    constraints: object = None):
         """``fit`` and return ``labels_``."""
-        return self.fit(X, knn=knn).labels_
+        return self.fit(X, knn=knn, constraints=constraints).labels_
+
+    def __sklearn_tags__(self):
+        """scikit-learn tags: dense float input only, no labels needed (clusterer)."""
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = False
+        tags.input_tags.allow_nan = False
+        return tags
 
     # ----------------------------------------------------- for subclasses
     def _validate_params(self) -> None:
@@ -113,7 +141,35 @@ class BaseClusterer(ClusterMixin, BaseEstimator):
                     )
                 return knn.truncate(k)
             assert x is not None
+            if x.shape[0] < 2:
+                raise InputError(
+                    f"{self.method_name}: X has 1 sample; a kNN graph needs at least 2 samples"
+                )
             return build_knn(x, k=k)
+
+
+def _sklearn_check(X: object) -> np.ndarray:
+    """scikit-learn's input checks (sparse, complex, object, empty, 1 feature) as InputError.
+
+    Messages keep scikit-learn's wording (``"1 feature(s)"``, ``"Complex data not
+    supported"``) so sklearn-aware callers recognise them; NaN/inf and zero rows are
+    left to :func:`~faceclust._validation.check_features`. One feature is rejected:
+    L2-normalised 1-D vectors are only +1 or -1, so there is no direction to cluster.
+    """
+    try:
+        return check_array(
+            X, accept_sparse=False, dtype="numeric", ensure_all_finite=False,
+            ensure_min_samples=1, ensure_min_features=2, input_name="X",
+        )
+    except (TypeError, ValueError) as exc:
+        msg = " ".join(str(exc).split())
+        msg = msg if msg.startswith("X") else f"X: {msg}"
+        raise (_InputTypeError if isinstance(exc, TypeError) else InputError)(msg) from None
+
+
+class _InputTypeError(InputError, TypeError):
+    """Bad input of the wrong type (e.g. a dict inside an object array): an InputError
+    that is also a TypeError, as scikit-learn callers expect."""
 
 
 def check_param(name: str, value: object, kind: type | tuple[type, ...], lo=None, hi=None,

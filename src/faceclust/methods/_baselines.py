@@ -141,7 +141,7 @@ def _knn_distance_matrix(graph: KnnGraph, eps: float) -> sp.csr_matrix:
     scikit-learn does not need to re-sort them; explicit zero distances
     (duplicate points) stay stored entries.
     """
-    dist = 1.0 - graph.sims[:, 1:].astype(np.float64)
+    dist = np.maximum(1.0 - graph.sims[:, 1:].astype(np.float64), 0.0)  # sims may round above 1
     ids = graph.ids[:, 1:]
     mask = (ids >= 0) & (dist <= eps)
     counts = mask.sum(axis=1)
