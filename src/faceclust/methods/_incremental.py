@@ -82,6 +82,8 @@ class IncrementalClusterer(BaseClusterer):
         Clusters changed since the last :meth:`refine`.
     batch_seconds_ : list of float
         Wall time of each ``partial_fit``.
+    confidence_ : ndarray
+        Per-face confidence in [0, 1] (computed on access).
 
     Examples
     --------
@@ -174,12 +176,13 @@ class IncrementalClusterer(BaseClusterer):
             from sklearn.exceptions import NotFittedError
 
             raise NotFittedError(f"incremental: call fit before {what}")
-        x = check_features(_sklearn_check(X), source="X")
-        if x.shape[1] != self.n_features_in_:
+        shape = getattr(X, "shape", None) or np.shape(X)
+        if len(shape) == 2 and shape[1] != self.n_features_in_:
             raise InputError(
-                f"X has {x.shape[1]} features, but IncrementalClusterer is expecting "
+                f"X has {shape[1]} features, but IncrementalClusterer is expecting "
                 f"{self.n_features_in_} features as input (new faces must come from the same model)"
             )
+        x = check_features(_sklearn_check(X), source="X")
         return self._transform(x)
 
     def _place(self, xn: np.ndarray) -> np.ndarray:
@@ -253,6 +256,21 @@ class IncrementalClusterer(BaseClusterer):
                 _, inv = np.unique(out[keep], return_inverse=True)
                 out[keep] = base + inv
         return out
+
+    @property
+    def confidence_(self) -> np.ndarray:
+        """Per-face confidence in [0, 1] (:func:`faceclust.suggest.confidence`, scale from
+        ``estimate_``); computed on access (one kNN search of the collection)."""
+        if not hasattr(self, "labels_"):
+            raise AttributeError("confidence_: call fit first")
+        from ..suggest import confidence
+
+        est = self.estimate_
+        scale = float(est.genuine_mode - est.impostor_mode)
+        if not np.isfinite(scale) or scale <= 0:
+            scale = 1.0
+        return confidence(self.features_, self.labels_, scale=scale, threshold=self.threshold_,
+                          k=self.k)
 
     # -------------------------------------------------------------- refine
     def refine(self):
