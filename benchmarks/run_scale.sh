@@ -15,7 +15,7 @@ for spec in "q36k 36500 536" "q146k 146003 2143" "part1 584013 8573" "part3 1740
   [ -f "$D/$1.npy" ] || /usr/bin/time -v faceclust synth --n "$2" --ids "$3" --seed 0 --out "$D/$1" 2> "$D/synth_$1.log"
 done
 python benchmarks/bench_metrics_scale.py --gt "$D/part9.meta"
-$B --data "$D/q36k" --index ivf --nlist 4096 --nprobe 24
+$B --data "$D/q36k" --index ivf   # default nlist/nprobe (1528/128)
 $B --data "$D/q146k" --index flat
 $B --data "$D/q146k" --index ivf --nlist 4096 --nprobe 24
 $B --data "$D/q146k" --index hnsw
