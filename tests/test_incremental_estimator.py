@@ -132,3 +132,12 @@ def test_confidence_attribute():
     c = inc.confidence_
     assert c.shape == (len(x),) and c.min() >= 0 and c.max() <= 1
     assert np.median(c) > 0.5  # well-separated blobs: most faces are sure
+
+
+def test_photo_library_doc():
+    import doctest
+    from pathlib import Path
+
+    doc = Path(__file__).resolve().parents[1] / "docs" / "photo-library.md"
+    res = doctest.testfile(str(doc), module_relative=False, optionflags=doctest.ELLIPSIS)
+    assert res.failed == 0 and res.attempted > 10
