@@ -184,3 +184,14 @@ def test_tiny_inputs():
         estimate_scale(build_knn(blobs(n_ids=20, per=3)[0], k=5), alpha=-0.1)
     with pytest.raises(InputError):
         AutoClusterer().fit(blobs(n_ids=1, per=3)[0])
+
+
+def test_big_identities_use_deeper_neighbours():
+    # ~75 photos per person: a 20-NN list holds almost no different-people pairs
+    x, y = make_faces(3000, 40, 64, seed=3)
+    shallow = estimate_scale(build_knn(x, k=20))
+    model = AutoClusterer().fit(x)
+    assert not shallow.bimodal
+    assert model.estimate_.bimodal and "sampled points" in model.explain_
+    assert model.threshold_ < shallow.threshold
+    assert evaluate(y, model.labels_)["bcubed_f"] > 0.9

@@ -273,19 +273,55 @@ def estimate_scale(
     notes: list[str] = []
     if not m["bimodal"] and graph.k > used_k:
         # identities larger than k_est fill the list with same-person neighbours: look deeper
-        vals2, n_rows = pooled_sims(graph, graph.k, sample, seed)
+        vals2, n_rows2 = pooled_sims(graph, graph.k, sample, seed)
         m2 = two_modes(vals2)
         if m2["bimodal"]:
             notes.append(f"no second mode within {used_k - 1} neighbours; used {graph.k - 1}")
-            m, used_k = m2, graph.k
+            m, used_k, n_rows = m2, graph.k, n_rows2
+    return _from_modes(m, k=k, k_est=used_k, alpha=alpha, n_rows=n_rows, notes=notes)
+
+
+def _from_modes(m: dict, *, k: int, k_est: int, alpha: float, n_rows: int,
+                notes: list[str]) -> ScaleEstimate:
     thr = m["impostor_mode"] + alpha * (m["genuine_mode"] - m["impostor_mode"])
     return ScaleEstimate(
-        threshold=float(thr), k=int(k), k_est=int(used_k),
+        threshold=float(thr), k=int(k), k_est=int(k_est),
         impostor_mode=float(m["impostor_mode"]), genuine_mode=float(m["genuine_mode"]),
         split=float(m["split"]), impostor_frac=float(m["impostor_frac"]),
         separation=float(m["separation"]), alpha=float(alpha), n_rows=int(n_rows),
         bimodal=bool(m["bimodal"]), notes=notes,
     )
+
+
+def deep_row_sims(x: np.ndarray, k: int, rows: int = 500, seed: int = 0) -> np.ndarray:
+    """Top-``k`` similarities (self excluded) of ``rows`` random points against all points.
+
+    Exact blocked matmul, O(rows * N * D): used when the graph is too shallow to
+    show the different-people mode (identities with more photos than its k).
+    """
+    n = x.shape[0]
+    k = min(k, n - 1)
+    pick = np.sort(np.random.default_rng(seed).choice(n, size=min(rows, n), replace=False))
+    out = np.empty((len(pick), k), dtype=np.float32)
+    for start in range(0, len(pick), 64):
+        r = pick[start : start + 64]
+        s = x[r] @ x.T
+        s[np.arange(len(r)), r] = -np.inf
+        part = np.partition(s, s.shape[1] - k, axis=1)[:, -k:]
+        out[start : start + len(r)] = -np.sort(-part, axis=1)
+    return out
+
+
+def estimate_scale_deep(
+    x: np.ndarray, *, k: int = 10, k_deep: int = 160, alpha: float = 0.3, rows: int = 500,
+    seed: int = 0,
+) -> ScaleEstimate:
+    """:func:`estimate_scale` from the ``k_deep`` nearest neighbours of a row sample of ``x``."""
+    sims = deep_row_sims(x, k_deep, rows, seed)
+    m = two_modes(sims[np.isfinite(sims)].astype(np.float64))
+    return _from_modes(m, k=k, k_est=sims.shape[1] + 1, alpha=alpha, n_rows=sims.shape[0],
+                       notes=[f"graph too shallow for a second mode; used the {sims.shape[1]} "
+                              f"nearest neighbours of {sims.shape[0]} sampled points"])
 
 
 def centred_graph_sims(

@@ -25,7 +25,13 @@ from __future__ import annotations
 import numpy as np
 
 from .._progress import progress
-from ..adaptive import ScaleEstimate, centred_graph_sims, decide_centring, estimate_scale
+from ..adaptive import (
+    ScaleEstimate,
+    centred_graph_sims,
+    decide_centring,
+    estimate_scale,
+    estimate_scale_deep,
+)
 from ..errors import ParameterError
 from ..graph import relabel
 from ..knn import KnnGraph, build_knn
@@ -215,6 +221,11 @@ class AutoClusterer(BaseClusterer):
                 graph, k=min(self.k, graph.k), k_est=self.k_est, alpha=float(self.alpha),
                 sample=self.sample, seed=self.seed,
             )
+            if not est.bimodal and x is not None and graph.k < min(160, n - 1):
+                deep = estimate_scale_deep(x, k=min(self.k, graph.k), alpha=float(self.alpha),
+                                           seed=self.seed)
+                if deep.bimodal:
+                    est = deep
             est.centre = bool(centre)
             est.mean_norm2 = m2
             est.separation_raw = sep_raw
