@@ -289,15 +289,18 @@ class IncrementalClusterer(BaseClusterer):
 
     # -------------------------------------------------------------- refine
     def refine(self):
-        """Split and merge the clusters touched since the last refine (bounded work).
+        """Re-cluster the neighbourhood of the clusters touched since the last refine.
 
-        Each touched cluster is re-clustered alone with average linkage over its
-        members' kNN edges (a face joined by mistake splits off); then every
-        touched cluster merges with the neighbouring clusters (found through its
-        ``k`` nearest cluster mean directions) while their mean pairwise cosine is
-        at least ``threshold_``. Work: O(sum of s^2 D over touched clusters of size s)
-        for the splits plus O(T C D) for the merge candidates (T touched of C
-        clusters) and the threshold re-estimate. Returns ``self``.
+        The *region* is the touched clusters plus the clusters linked to them (mean
+        pairwise cosine >= ``threshold_``; candidates: each touched cluster's ``k``
+        nearest cluster mean directions). Its faces are re-clustered from single
+        faces with ``auto``'s exact average linkage over the region's own kNN edges
+        (wrong joins split off, look-alikes regroup), label ids are kept where the
+        new clusters overlap old ones, and region clusters then merge with
+        neighbouring clusters whose mean pairwise cosine reaches the threshold.
+        Work: O(R^2 D) exact search over the R region faces (nothing outside the
+        region is revisited) plus O(T C D) for the candidates and the threshold
+        re-estimate. Returns ``self``.
         """
         if not hasattr(self, "labels_"):
             from sklearn.exceptions import NotFittedError
@@ -310,41 +313,29 @@ class IncrementalClusterer(BaseClusterer):
             return self
         labels = self.labels_.copy()
         x, t, k = self.features_, self.threshold_, self.k
-        members = np.flatnonzero(np.isin(labels, touched))
-        # 1. split: average linkage inside each touched cluster (edges among its members)
-        nxt = int(labels.max()) + 1
-        order = members[np.argsort(labels[members], kind="stable")]
-        bounds = np.flatnonzero(np.r_[True, labels[order][1:] != labels[order][:-1], True])
-        for a, b in zip(bounds[:-1], bounds[1:], strict=True):
-            idx = order[a:b]
-            if len(idx) < 3:
-                continue
-            s, i = _search(x[idx], x[idx], min(k, len(idx)))
-            src = np.repeat(np.arange(len(idx)), i.shape[1])
-            sub = centroid_average_linkage(x[idx], src, i.ravel(), s.ravel(), t, progress_bar=False)
-            if sub.max() > 0:
-                big = np.bincount(sub).argmax()  # the largest part keeps the label
-                part = sub != big
-                labels[idx[part]] = nxt + sub[part]
-                nxt += int(sub.max()) + 1
-        # 2. merge: touched clusters with neighbouring clusters, exact mean pairwise cosine.
-        #    Candidates: the k nearest cluster mean directions of each touched cluster
-        #    (O(T x C x D) over cluster sums, not over faces).
-        ids, inv = np.unique(labels, return_inverse=True)
-        sums = np.zeros((len(ids), x.shape[1]), dtype=np.float64)
-        np.add.at(sums, inv, x)
-        cnt = np.bincount(inv).astype(np.float64)
-        dirs = (sums / np.maximum(np.linalg.norm(sums, axis=1, keepdims=True), 1e-12)).astype(
-            np.float32
-        )
-        tpos = np.unique(inv[members])
-        _, nb = _search(dirs, dirs[tpos], min(k + 1, len(ids)))
-        ca = np.repeat(tpos, nb.shape[1])
-        cb = nb.ravel()
-        link = np.einsum("ij,ij->i", sums[ca], sums[cb]) / (cnt[ca] * cnt[cb])
-        ok = (ca != cb) & (link >= t)
-        ca, cb = ids[ca], ids[cb]
-        labels = _merge_clusters(x, labels, ca[ok], cb[ok], t)
+        # 1. region: touched clusters + neighbouring clusters linked to them (mean cosine
+        #    >= t), candidates from the k nearest cluster mean directions (O(T C D))
+        ids, inv, sums, cnt = _cluster_table(x, labels)
+        tpos = np.searchsorted(ids, touched[np.isin(touched, ids)])
+        ca, cb, _ = _linked_clusters(sums, cnt, tpos, k, t)
+        region_c = np.zeros(len(ids), dtype=bool)
+        region_c[tpos] = True
+        region_c[cb] = True
+        region = np.flatnonzero(region_c[inv])
+        # 2. re-cluster the region from single faces, exactly as ``auto`` does (average
+        #    linkage over the region's own kNN edges); old label ids are kept by overlap
+        if len(region) >= 2:
+            s, i = _search(x[region], x[region], min(k, len(region)))
+            src = np.repeat(np.arange(len(region)), i.shape[1])
+            sub = centroid_average_linkage(
+                x[region], src, i.ravel(), s.ravel(), t, progress_bar=False
+            )
+            labels[region] = _keep_ids(labels[region], sub, int(labels.max()) + 1)
+        # 3. merge: region clusters with any neighbouring cluster, exact mean pairwise cosine
+        ids, inv, sums, cnt = _cluster_table(x, labels)
+        rpos = np.unique(inv[region])
+        ca, cb, ok = _linked_clusters(sums, cnt, rpos, k, t)
+        labels = _merge_clusters(x, labels, ids[ca], ids[cb], t)
         self.touched_ = set()
         self.labels_ = self._constrain(labels)
         self.touched_ = set()
@@ -358,6 +349,46 @@ class IncrementalClusterer(BaseClusterer):
         cons = as_constraints(self.constraints, len(labels))
         feats = self.features_ if hasattr(self, "features_") else None
         return apply_constraints(labels, cons.must_link, cons.cannot_link, feats)
+
+
+def _cluster_table(x: np.ndarray, labels: np.ndarray):
+    """``(ids, inv, sums, counts)`` of the clusters of ``labels`` (all >= 0)."""
+    ids, inv = np.unique(labels, return_inverse=True)
+    sums = np.zeros((len(ids), x.shape[1]), dtype=np.float64)
+    np.add.at(sums, inv, x)
+    return ids, inv, sums, np.bincount(inv).astype(np.float64)
+
+
+def _linked_clusters(sums: np.ndarray, cnt: np.ndarray, pos: np.ndarray, k: int, t: float):
+    """Pairs (a in pos, b) among each cluster's k nearest mean directions with link >= t."""
+    if len(pos) == 0:
+        e = np.zeros(0, dtype=np.int64)
+        return e, e, np.zeros(0, dtype=bool)
+    dirs = (sums / np.maximum(np.linalg.norm(sums, axis=1, keepdims=True), 1e-12)).astype(
+        np.float32
+    )
+    _, nb = _search(dirs, dirs[pos], min(k + 1, len(sums)))
+    ca = np.repeat(pos, nb.shape[1])
+    cb = nb.ravel().astype(np.int64)
+    link = np.einsum("ij,ij->i", sums[ca], sums[cb]) / (cnt[ca] * cnt[cb])
+    ok = (ca != cb) & (link >= t)
+    return ca[ok], cb[ok], ok
+
+
+def _keep_ids(old: np.ndarray, sub: np.ndarray, fresh: int) -> np.ndarray:
+    """Labels for new clusters ``sub``: each takes the old id it overlaps most (largest
+    overlaps first, every old id used once); the rest get fresh ids from ``fresh``."""
+    pairs, counts = np.unique(np.stack([sub, old], axis=1), axis=0, return_counts=True)
+    order = np.argsort(-counts, kind="stable")
+    out_id = np.full(int(sub.max()) + 1, -1, dtype=np.int64)
+    used: set[int] = set()
+    for (c, o) in pairs[order].tolist():
+        if out_id[c] < 0 and o not in used:
+            out_id[c] = o
+            used.add(o)
+    miss = out_id < 0
+    out_id[miss] = fresh + np.arange(int(miss.sum()))
+    return out_id[sub]
 
 
 def _merge_clusters(
