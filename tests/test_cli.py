@@ -110,3 +110,13 @@ def test_demo_prints_metrics_table():
     res = run("demo", "--methods", "infomap,knn-cc")
     assert res.exit_code == 0, res.output
     assert "pair F" in res.output and "infomap" in res.output
+
+
+def test_default_is_auto_and_preset_ms1m_is_fc_es(data):
+    res = run("cluster", str(data / "x.npy"), "--explain", "--out", str(data / "a.meta"))
+    assert res.exit_code == 0, res.output
+    assert res.output.startswith("auto:") and "merge threshold" in res.output
+    res = run("cluster", str(data / "x.npy"), "--preset", "ms1m", "--set", "k=10",
+              "--out", str(data / "b.meta"))
+    assert res.exit_code == 0, res.output
+    assert res.output.startswith("fc-es:")

@@ -28,7 +28,10 @@ from ..knn import INDEX_KINDS, KnnGraph, build_knn, knn_recall
 from ..methods import METHODS, BaseClusterer, get_method
 from ._app import main
 
-DEFAULT_METHOD = "auto"
+#: --preset NAME -> the method used when --method is not given. "auto" estimates
+#: the embedding's similarity scale from the data; "ms1m" reproduces the papers:
+#: FC-ES at its published MS-Celeb-1M defaults (k=80, sigma=0.5, theta=0.22).
+PRESETS: dict[str, str] = {"auto": "auto", "ms1m": "fc-es"}
 
 
 # ------------------------------------------------------------------ helpers
@@ -78,10 +81,6 @@ def make_estimator(name: str, params: dict[str, object]) -> BaseClusterer:
             f"valid: {', '.join(sorted(valid)) or '(none)'}"
         )
     return cls(**params)
-
-
-def _default_method() -> str:
-    return DEFAULT_METHOD if DEFAULT_METHOD in METHODS else "infomap"
 
 
 def _print_metrics(metrics: dict, *, as_json: bool) -> None:
@@ -143,7 +142,11 @@ def knn_cmd(features, k, index, dim, nlist, nprobe, hnsw_m, ef_search, recall_sa
 @main.command("cluster")
 @click.argument("features", type=click.Path(dir_okay=False))
 @click.option("--method", "method", default=None,
-              help="Method name (see `faceclust methods`); default: auto.")
+              help="Method name (see `faceclust methods`); default: from --preset.")
+@click.option("--preset", type=click.Choice(sorted(PRESETS)), default="auto", show_default=True,
+              help="auto: label-free, adapts thresholds to the embedding's similarity scale; "
+                   "ms1m: FC-ES at its published MS-Celeb-1M defaults. Ignored with --method "
+                   "(every method's own defaults are the published ones).")
 @click.option("--knn", "knn_path", type=click.Path(dir_okay=False), default=None,
               help="Precomputed kNN graph (.npz from `faceclust knn` or a published one).")
 @click.option("--dim", type=int, default=None, help="Feature dimension of a raw .bin file.")
@@ -156,14 +159,14 @@ def knn_cmd(features, k, index, dim, nlist, nprobe, hnsw_m, ef_search, recall_sa
 @click.option("--explain", is_flag=True, help="Print what the method chose and why.")
 @click.option("--out", required=True, type=click.Path(dir_okay=False),
               help="Output labels (.meta text or .npy), one per row.")
-def cluster_cmd(features, method, knn_path, dim, settings, model, gt, explain, out):
+def cluster_cmd(features, method, preset, knn_path, dim, settings, model, gt, explain, out):
     """Cluster FEATURES and write one label per row to OUT."""
     from .. import io
     from ..metrics import evaluate
 
     inputs = [p for p in (features, knn_path, gt) if p]
     io.check_output_path(out, inputs)
-    method = method or _default_method()
+    method = method or PRESETS[preset]
     params = parse_set(settings)
     if model is not None:
         params["model"] = model
