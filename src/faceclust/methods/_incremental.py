@@ -2,20 +2,23 @@
 
 ``fit(X)`` clusters a first collection with method ``auto`` (label-free scale
 estimate + average linkage) and keeps its merge threshold. Each later
-``partial_fit(X_batch)`` places the new faces with
-:func:`faceclust.incremental.assign_new` -- a new face joins the cluster of its
-nearest clustered face when it is at least as close as the threshold; new faces
-that agree among themselves open a new cluster; a lone stranger becomes a
-singleton (a later photo of the same person can still join it) -- so the cost
-of a batch is one nearest-neighbour search of the batch against the
-collection, never a re-clustering. ``predict(X_new)`` gives the same placement
-without storing anything (lone strangers are ``-1`` there).
+``partial_fit(X_batch)`` places the new faces by average linkage with the existing
+clusters as fixed blocks -- a new face (or a group of new faces that agree) joins
+the cluster whose mean cosine to it is highest and at least the threshold; a group
+that joins nothing opens a new cluster; a lone stranger becomes a singleton (a
+later photo of the same person can still join it) -- so the cost of a batch is one
+nearest-neighbour search of the batch against the collection, never a
+re-clustering (``placement="nearest"`` uses
+:func:`faceclust.incremental.assign_new` instead). ``predict(X_new)`` gives the same
+placement without storing anything (lone strangers are ``-1`` there).
 
 ``refine()`` repairs what greedy placement gets wrong, with work bounded by the
-clusters touched since the last refine: each touched cluster is re-clustered
-on its own with average linkage (a wrongly joined face splits off), then
-touched clusters merge with neighbouring clusters whose mean pairwise cosine
-(``S_A . S_B / (|A| |B|)``, exact, as in ``auto``) reaches the threshold.
+clusters touched since the last refine: those clusters and the clusters linked to
+them are re-clustered from single faces with ``auto``'s exact average linkage
+(mean pairwise cosine ``S_A . S_B / (|A| |B|)``) over their own kNN edges, then
+merged with neighbouring clusters that reach the threshold. On LFW one final
+``refine()`` after 10 batches lands within 0.4 point of ``auto`` on everything
+(``docs/photo-library.md``).
 
 Constraints (``constraints=``, a :class:`faceclust.stages.constraints.Constraints`
 or a ``(must_link, cannot_link)`` pair of ``[m, 2]`` index arrays) are applied after
