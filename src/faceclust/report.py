@@ -172,7 +172,34 @@ def render_markdown(res: dict, img: str = "img", command: str = "") -> str:
         L += _runs_md(scale, img)
     if res["notes"]:
         L += [res["notes"].rstrip(), ""]
+    L += _reproducing_md(scale)
     return "\n".join(L) + "\n"
+
+
+def _reproducing_md(scale: list[dict]) -> list[str]:
+    """The commands behind every number (data prefixes as recorded in the results)."""
+    L = ["## Reproducing", "",
+         "Everything (hours on 2 cores): `sh benchmarks/run_scale.sh` (data and kNN caches in "
+         "`$FCBENCH`, default `/tmp/fcbench`), then the report command at the top. One run:", "",
+         "```sh",
+         "faceclust synth --n 584013 --ids 8573 --seed 0 --out /tmp/fcbench/part1   # MS1M part1 size",
+         "python benchmarks/bench_scale.py --data /tmp/fcbench/part1 --index ivf --nlist 4096 "
+         "--nprobe 24 --cache /tmp/fcbench/cache",
+         "python benchmarks/calibrate_hist.py          # calibration.json (histograms, precision@k)",
+         "python benchmarks/bench_metrics_scale.py --gt /tmp/fcbench/part9.meta",
+         "faceclust bench --report docs", "```", "",
+         "MS1M sizes: part1 584,013 / 8,573 ids; part3 1,740,301 / 25,719; part5 2,890,517 / 42,865; "
+         "part7 4,046,365 / 60,011; part9 5,206,761 / 77,157 (`--n` / `--ids`, 256-d).", ""]
+    if scale:
+        L += ["Runs in this report:", ""]
+        for r in scale:
+            p = r["stages"].get("knn", {}).get("params", {})
+            opts = "".join(f" --{k.replace('_', '-')} {p[k]}" for k in ("nlist", "nprobe") if k in p)
+            L.append(f"- `{r.get('tag', '')}`: `python benchmarks/bench_scale.py --data {r.get('data', '?')} "
+                     f"--index {r.get('index', '?')}{opts}` (git {r.get('git', '?')}, "
+                     f"{r.get('machine_start', {}).get('time_utc', '?')})")
+        L.append("")
+    return L
 
 
 def _calibration_md(cal: dict, img: str) -> list[str]:
