@@ -304,8 +304,15 @@ def _runs_md(scale: list[dict], img: str) -> list[str]:
           "## Scaling with N", "", f"![time and memory vs N]({img}/scaling.png)", ""]
     ex = extrapolate(scale, 5_206_761)
     if len(ex.get("from_n", [])) >= 2:
+        loads = [v for r in _scaling_runs(scale) for v in
+                 (r.get("machine_start", {}).get("loadavg", [None])[0],
+                  r.get("machine_end", {}).get("loadavg", [None])[0]) if v is not None]
+        lo_hi = f"{min(loads):.0f}–{max(loads):.0f}" if loads else "?"
         L += [f"**Extrapolation** (power law `t = a·N^b` fitted on N = "
-              f"{', '.join(_n_label(n) for n in ex['from_n'])}; not a measurement) to N = 5.21M:", "",
+              f"{', '.join(_n_label(n) for n in ex['from_n'])}; not a measurement) to N = 5.21M. "
+              f"The fitted times are wall times at load average {lo_hi} on 2 cores: an idle "
+              "machine runs the CPU-bound stages several times faster (see the notes), so read "
+              "the exponents more than the absolute values:", "",
               "| quantity | exponent b | extrapolated at 5.21M |", "|---|---:|---:|"]
         for key in (*STAGES, "end_to_end", "peak_rss_gb"):
             if key in ex:
