@@ -33,7 +33,7 @@ from ._resources import measure
 from ._validation import check_features, check_labels
 from .errors import InputError, ParameterError
 from .knn import KnnGraph, build_knn
-from .methods import METHODS, BaseClusterer, get_method
+from .methods import METHODS, BaseClusterer, make_method
 
 __all__ = ["BenchReport", "BenchResult", "default_methods", "make_estimators", "run_bench"]
 
@@ -162,16 +162,8 @@ def make_estimators(
         )
     out = []
     for name in names:
-        cls = get_method(name)
         given = dict(params.get(name, {}))
-        valid = cls().get_params()
-        unknown = sorted(set(given) - set(valid))
-        if unknown:
-            raise ParameterError(
-                f"method {name!r} has no parameter {', '.join(unknown)}; "
-                f"valid: {', '.join(sorted(valid)) or '(none)'}"
-            )
-        out.append((name, given, cls(**given)))
+        out.append((name, given, make_method(name, given)))
     return out
 
 

@@ -25,7 +25,7 @@ import numpy as np
 
 from ..errors import ParameterError
 from ..knn import INDEX_KINDS, KnnGraph, build_knn, knn_recall
-from ..methods import METHODS, BaseClusterer, get_method
+from ..methods import METHODS, make_method
 from ._app import main
 
 #: --preset NAME -> the method used when --method is not given. "auto" estimates
@@ -68,19 +68,6 @@ def parse_set(items: tuple[str, ...]) -> dict[str, object]:
                 value = raw.strip()
         out[key] = value
     return out
-
-
-def make_estimator(name: str, params: dict[str, object]) -> BaseClusterer:
-    """Instantiate method ``name`` with ``params``; unknown parameter names are an error."""
-    cls = get_method(name)
-    valid = cls().get_params()
-    unknown = sorted(set(params) - set(valid))
-    if unknown:
-        raise ParameterError(
-            f"method {name!r} has no parameter {', '.join(unknown)}; "
-            f"valid: {', '.join(sorted(valid)) or '(none)'}"
-        )
-    return cls(**params)
 
 
 def _print_metrics(metrics: dict, *, as_json: bool) -> None:
@@ -170,7 +157,7 @@ def cluster_cmd(features, method, preset, knn_path, dim, settings, model, gt, ex
     params = parse_set(settings)
     if model is not None:
         params["model"] = model
-    est = make_estimator(method, params)
+    est = make_method(method, params)
     x = load_features(features, dim)
     knn: KnnGraph | None = io.read_knn(knn_path, n=x.shape[0]) if knn_path else None
     gt_labels = io.read_labels(gt, n=x.shape[0]) if gt else None
@@ -217,7 +204,7 @@ def demo_cmd(method_list):
     gt = io.read_labels(label_path, n=x.shape[0])
     names = (method_list.split(",") if method_list
              else [m for m in ("auto", "infomap", "knn-cc") if m in METHODS])
-    ests = [make_estimator(m.strip(), {}) for m in names]
+    ests = [make_method(m.strip(), {}) for m in names]
     k = max(int(e.get_params().get("k", 10) or 10) for e in ests)
     click.echo(f"sample: {x.shape[0]} embeddings of dim {x.shape[1]}, "
                f"{len(np.unique(gt))} identities ({feat_path.parent})")

@@ -9,7 +9,7 @@ from __future__ import annotations
 from . import _knn_graph_baselines  # noqa: F401  (registers knn-cc, infomap)
 from ._aro import ApproxRankOrder  # noqa: F401
 from ._auto import AutoClusterer  # noqa: F401  (registers auto, the default method)
-from ._base import METHODS, BaseClusterer, get_method, register
+from ._base import METHODS, BaseClusterer, get_method, make_method, register
 from ._baselines import ChineseWhispers, KnnDbscan, KnnHac, MiniBatchKMeansClusterer  # noqa: F401
 from ._cdp import CDP  # noqa: F401
 from ._fces import FCES  # noqa: F401
@@ -23,5 +23,6 @@ __all__ = [
     "KnnConnectedComponents",
     "KnnInfomap",
     "get_method",
+    "make_method",
     "register",
 ]

@@ -53,6 +53,20 @@ def get_method(name: str) -> type[BaseClusterer]:
         ) from None
 
 
+def make_method(name: str, params: dict[str, object] | None = None) -> BaseClusterer:
+    """Instantiate method ``name`` with ``params``; unknown parameter names are an error."""
+    cls = get_method(name)
+    params = dict(params or {})
+    valid = cls().get_params()
+    unknown = sorted(set(params) - set(valid))
+    if unknown:
+        raise ParameterError(
+            f"method {name!r} has no parameter {', '.join(unknown)}; "
+            f"valid: {', '.join(sorted(valid)) or '(none)'}"
+        )
+    return cls(**params)
+
+
 class BaseClusterer(ClusterMixin, BaseEstimator):
     """Common plumbing: input checks, kNN handling, per-stage timing."""
 
