@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import InputError
+from ..errors import InputError, ParameterError
 from ..knn import KnnGraph
 
 __all__ = ["early_stop_edges", "threshold_edges", "unique_pairs"]
@@ -97,7 +97,7 @@ def threshold_edges(
 
 
 def early_stop_edges(
-    ids: np.ndarray, scores: np.ndarray, theta: float
+    ids: np.ndarray, scores: np.ndarray, theta: float, max_links: int | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """FC-ES edge selection: walk each row in kNN order and stop at the first score < theta.
 
@@ -105,7 +105,9 @@ def early_stop_edges(
     is skipped. Entries are linked (``i -> u``, weight = score) while
     ``score >= theta``; the first entry with ``score < theta`` (or NaN, or a
     missing neighbour) stops the walk, so later entries are dropped even when
-    their score is ``>= theta`` again.
+    their score is ``>= theta`` again. ``max_links`` (optional) keeps at most
+    that many links per row, the first ones in kNN order: Infomap's cost and
+    memory grow with the number of links (see docs/benchmarks.md).
 
     Returns
     -------
@@ -114,6 +116,10 @@ def early_stop_edges(
         ``[N]`` mask of "single" nodes, those with no outgoing edge.
     """
     ids, scores = _check_table(ids, scores)
+    if max_links is not None and (
+        isinstance(max_links, bool) or not isinstance(max_links, int | np.integer) or max_links < 1
+    ):
+        raise ParameterError(f"max_links must be None or an integer >= 1, got {max_links!r}")
     n = ids.shape[0]
     single = np.zeros(n, dtype=bool)
     parts = []
@@ -126,6 +132,8 @@ def early_stop_edges(
         stop &= ~is_self
         stopped = np.logical_or.accumulate(stop, axis=1)
         keep = ~stopped & ~is_self
+        if max_links is not None:
+            keep &= np.cumsum(keep, axis=1) <= max_links
         single[start : start + len(bi)] = ~keep.any(axis=1)
         parts.append(_gather(bi, bs, keep, start))
     src, dst, w = _concat(parts, 3)
