@@ -110,6 +110,7 @@ def main() -> None:
     ap.add_argument("--recall-sample", type=int, default=500, help="rows for recall@k (0: skip)")
     ap.add_argument("--sigma", type=float, default=0.5)
     ap.add_argument("--theta", type=float, default=0.22)
+    ap.add_argument("--max-links", type=int, default=None, help="fc-es max_links (default: no cap)")
     ap.add_argument("--tag", default=None, help="result name (default: <data name>_<index>)")
     ap.add_argument("--out", default=str(RESULTS))
     args = ap.parse_args()
@@ -122,7 +123,7 @@ def main() -> None:
     prefix = Path(args.data)
     tag = args.tag or f"scale_{prefix.name}_{args.index}"
     res: dict = {"tag": tag, "data": str(prefix), "index": args.index, "k": args.k,
-                 "fces": {"sigma": args.sigma, "theta": args.theta},
+                 "fces": {"sigma": args.sigma, "theta": args.theta, "max_links": args.max_links},
                  "machine_start": machine(), "git": git_rev(), "stages": {}}
 
     cpu0 = [time.process_time()]
@@ -166,7 +167,7 @@ def main() -> None:
         s = nep(graph, args.sigma)
     record("refine", u)
     with measure() as u:
-        src, dst, w, single = early_stop_edges(graph.ids, s, args.theta)
+        src, dst, w, single = early_stop_edges(graph.ids, s, args.theta, args.max_links)
         del s
     record("select", u, links=int(len(src)))
     n = graph.n
