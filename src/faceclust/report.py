@@ -74,6 +74,9 @@ def _run_label(r: dict) -> str:
         idx += f" {p.get('nlist', '?')}/{p.get('nprobe', '?')}"
     elif idx == "hnsw":
         idx += f" M{p.get('hnsw_m', '?')} ef{p.get('ef_search', '?')}"
+    cap = r.get("fces", {}).get("max_links")
+    if cap:
+        idx += f", max_links {cap}"
     return f"{_n_label(r['n'])} {idx}"
 
 
@@ -195,6 +198,10 @@ def _reproducing_md(scale: list[dict]) -> list[str]:
         for r in scale:
             p = r["stages"].get("knn", {}).get("params", {})
             opts = "".join(f" --{k.replace('_', '-')} {p[k]}" for k in ("nlist", "nprobe") if k in p)
+            if r.get("fces", {}).get("max_links"):
+                opts += f" --max-links {r['fces']['max_links']}"
+            if _cached(r):
+                opts += f" --cache DIR --recall-sample 0 --tag {r.get('tag', '')}  # kNN graph from the cache"
             L.append(f"- `{r.get('tag', '')}`: `python benchmarks/bench_scale.py --data {r.get('data', '?')} "
                      f"--index {r.get('index', '?')}{opts}` (git {r.get('git', '?')}, "
                      f"{r.get('machine_start', {}).get('time_utc', '?')})")
