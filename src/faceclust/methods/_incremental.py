@@ -39,6 +39,9 @@ from ._base import BaseClusterer, _sklearn_check, check_param, register
 
 #: The threshold is re-estimated whenever the collection has grown by this factor.
 _REESTIMATE_GROWTH = 1.25
+#: A re-estimate that raises the threshold by more than this fraction of the gap
+#: between the two similarity modes marks every cluster for the next refine.
+_RETOUCH_RISE = 0.02
 #: ... and at ``refine`` when it has grown by this factor.
 _REFINE_GROWTH = 1.05
 
@@ -226,6 +229,11 @@ class IncrementalClusterer(BaseClusterer):
                              sample=len(rows), seed=self.seed)
         if np.isfinite(est.threshold):
             est.centre = self.centre_mean_ is not None
+            gap = float(est.genuine_mode - est.impostor_mode)
+            if est.threshold > self.threshold_ + _RETOUCH_RISE * max(gap, 1e-6):
+                # clusters formed under a clearly lower threshold: let the next refine
+                # revisit all of them (happens on a geometric schedule, so amortised)
+                self.touched_ = set(np.unique(self.labels_).tolist())
             self.estimate_ = est
             self.threshold_ = float(est.threshold)
             self.explain_ = est.explain()
