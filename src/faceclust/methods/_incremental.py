@@ -73,7 +73,9 @@ class IncrementalClusterer(BaseClusterer):
         Re-estimate the threshold from a row sample's kNN similarities whenever the
         collection has grown by 25 % since the last estimate, and at
         :meth:`refine` after 5 % growth (a geometric schedule: amortised O(1) searches per face); a
-        first batch of a few hundred faces alone underestimates it.
+        first batch of a few hundred faces alone underestimates it. A re-estimate
+        that raises the threshold clearly (> 2 % of the gap between the two
+        similarity modes) marks every cluster for the next :meth:`refine`.
     refine_every : int or None
         Call :meth:`refine` automatically after this many ``partial_fit`` batches.
     constraints : Constraints, tuple or None
