@@ -30,7 +30,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._validation import check_features
-from ..adaptive import estimate_scale
+from ..adaptive import estimate_scale, estimate_scale_deep
 from ..errors import InputError, ParameterError
 from ..incremental import _search, assign_new
 from ..knn import KnnGraph
@@ -229,7 +229,12 @@ class IncrementalClusterer(BaseClusterer):
         graph = KnnGraph(ids, np.ascontiguousarray(s, dtype=np.float32))
         est = estimate_scale(graph, k=self.k, k_est=k_est, alpha=float(self.alpha),
                              sample=len(rows), seed=self.seed)
-        if np.isfinite(est.threshold):
+        if not est.bimodal and n - 1 > k_est:  # as ``auto``: big identities fill the list
+            deep = estimate_scale_deep(self.features_, k=self.k, alpha=float(self.alpha),
+                                       seed=self.seed)
+            if deep.bimodal:
+                est = deep
+        if np.isfinite(est.threshold) and est.bimodal:
             est.centre = self.centre_mean_ is not None
             gap = float(est.genuine_mode - est.impostor_mode)
             if est.threshold > self.threshold_ + _RETOUCH_RISE * max(gap, 1e-6):
