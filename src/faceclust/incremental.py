@@ -33,7 +33,7 @@ import numpy as np
 
 from ._validation import check_features, check_labels
 from .errors import InputError, ParameterError
-from .graph import connected_components
+from .graph import connected_components, relabel
 
 __all__ = ["assign_new", "derive_threshold"]
 
@@ -230,8 +230,5 @@ def assign_new(
     out[keep] = direct[keep]
     new = out >= base  # renumber fresh labels base, base+1, ... in order of first appearance
     if new.any():
-        _, first, inv = np.unique(out[new], return_index=True, return_inverse=True)
-        rank = np.empty(len(first), dtype=np.int64)
-        rank[np.argsort(first, kind="stable")] = np.arange(len(first))
-        out[new] = base + rank[inv]
+        out[new] = base + relabel(out[new])
     return out

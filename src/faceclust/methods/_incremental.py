@@ -32,6 +32,7 @@ import numpy as np
 from .._validation import check_features
 from ..adaptive import estimate_scale, estimate_scale_deep
 from ..errors import InputError, ParameterError
+from ..graph import relabel
 from ..incremental import _search, assign_new
 from ..knn import KnnGraph
 from ._auto import AutoClusterer, centroid_average_linkage
@@ -492,8 +493,5 @@ def _place_average(
     out = y[len(xo):]
     new = out >= base  # renumber fresh labels base, base+1, ... in order of first appearance
     if new.any():
-        _, first, inv = np.unique(out[new], return_index=True, return_inverse=True)
-        rank = np.empty(len(first), dtype=np.int64)
-        rank[np.argsort(first, kind="stable")] = np.arange(len(first))
-        out[new] = base + rank[inv]
+        out[new] = base + relabel(out[new])
     return out
