@@ -38,7 +38,7 @@ os.environ.setdefault("FACECLUST_PROGRESS", "0")
 
 from faceclust._resources import measure  # noqa: E402
 from faceclust.io import read_labels  # noqa: E402
-from faceclust.knn import KnnGraph, build_knn  # noqa: E402
+from faceclust.knn import build_knn, knn_recall  # noqa: E402
 from faceclust.metrics import evaluate  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -70,22 +70,6 @@ def machine() -> dict:
         "numpy": np.__version__,
         "time_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
-
-
-def exact_recall(graph: KnnGraph, x: np.ndarray, sample: int = 500, seed: int = 0) -> float:
-    """Recall@k against exact search on ``sample`` rows (small blocks: bounded memory at 5M)."""
-    rng = np.random.default_rng(seed)
-    rows = np.sort(rng.choice(graph.n, size=min(sample, graph.n), replace=False))
-    k = graph.k
-    hits = 0
-    for start in range(0, len(rows), 16):
-        r = rows[start : start + 16]
-        s = x[r] @ x.T
-        s[np.arange(len(r)), r] = np.inf
-        exact = np.argpartition(-s, k - 1, axis=1)[:, :k]
-        for a, b in zip(exact, graph.ids[r], strict=True):
-            hits += len(np.intersect1d(a, b))
-    return hits / (len(rows) * k)
 
 
 def git_rev() -> str:
@@ -157,7 +141,7 @@ def main() -> None:
     if args.recall_sample:
         cpu0[0] = time.process_time()
         with measure() as u:
-            rec = exact_recall(graph, x, args.recall_sample)
+            rec = knn_recall(graph, x, sample=args.recall_sample)
         record("recall", u, recall=round(rec, 4))
         res["recall"] = rec
     del x

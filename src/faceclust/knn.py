@@ -373,9 +373,11 @@ def knn_recall(
     rng = np.random.default_rng(seed)
     rows = np.sort(rng.choice(graph.n, size=min(sample, graph.n), replace=False))
     k = graph.k
+    # rows per block so one [rows, N] similarity block stays near 256 MB, even at 5M points
+    block = max(1, min(256, (256 << 20) // (4 * graph.n)))
     hits = 0
-    for start in range(0, len(rows), 256):
-        r = rows[start : start + 256]
+    for start in range(0, len(rows), block):
+        r = rows[start : start + block]
         s = x[r] @ x.T
         s[np.arange(len(r)), r] = np.inf  # self always counts as found first
         exact = np.argpartition(-s, k - 1, axis=1)[:, :k]
