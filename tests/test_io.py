@@ -16,6 +16,7 @@ from faceclust.io import (
     read_features,
     read_knn,
     read_labels,
+    read_pairs,
     write_features,
     write_knn,
     write_labels,
@@ -188,6 +189,43 @@ def test_labels_bad_line_and_count(tmp_path):
     (tmp_path / "x.csv").write_text("1\n")
     with pytest.raises(InputError, match="unsupported label"):
         read_labels(tmp_path / "x.csv")
+
+
+def test_pairs_text_and_npy(tmp_path):
+    p = tmp_path / "pairs.csv"
+    p.write_bytes(b"\xef\xbb\xbf# i,j\r\n0,1\r\n 2 , 3 \n\n4\t5  # same photo\n6 7\n")
+    got = read_pairs(p, n=8)
+    assert got.dtype == np.int64
+    np.testing.assert_array_equal(got, [[0, 1], [2, 3], [4, 5], [6, 7]])
+    np.save(tmp_path / "pairs.npy", got.astype(np.uint16))
+    np.testing.assert_array_equal(read_pairs(tmp_path / "pairs.npy", n=8), got)
+    (tmp_path / "empty.txt").write_text("# nothing confirmed yet\n")
+    assert read_pairs(tmp_path / "empty.txt").shape == (0, 2)
+    np.save(tmp_path / "empty.npy", np.zeros((0, 2), dtype=np.int64))
+    assert read_pairs(tmp_path / "empty.npy", n=3).shape == (0, 2)
+
+
+def test_pairs_errors(tmp_path, monkeypatch):
+    p = tmp_path / "pairs.txt"
+    p.write_text("0 1\n1 x\n")
+    with pytest.raises(InputError, match=r"pairs\.txt: line 2: face indices must be integers"):
+        read_pairs(p)
+    p.write_text("0 1\n1 9\n")
+    read_pairs(p)  # no n: no range check
+    with pytest.raises(InputError, match=r"line 2: face index 9 out of range \[0, 9\)"):
+        read_pairs(p, n=9)
+    np.save(tmp_path / "p.npy", np.zeros((2, 2, 2), dtype=int))
+    with pytest.raises(InputError, match=r"shape \(P, 2\), got shape \(2, 2, 2\)"):
+        read_pairs(tmp_path / "p.npy")
+    with pytest.raises(InputError, match="no such file"):
+        read_pairs(tmp_path / "missing.txt")
+
+    def denied(self):
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr(Path, "read_bytes", denied)
+    with pytest.raises(InputError, match=r"pairs\.txt: cannot read \(.*Permission denied"):
+        read_pairs(p)
 
 
 # ----------------------------------------------------------------------- kNN

@@ -3,7 +3,8 @@
 The contract other commands extend:
 
 * ``faceclust knn FEATURES --k 80 [--index flat|ivf|hnsw] --out KNN.npz``
-* ``faceclust cluster FEATURES --method NAME [--knn KNN.npz] [--set key=value ...] --out LABELS``
+* ``faceclust cluster FEATURES --method NAME [--knn KNN.npz] [--set key=value ...]
+  [--must-link PAIRS] [--cannot-link PAIRS] --out LABELS``
 * ``faceclust eval --pred LABELS --gt LABELS [--json]``
 * ``faceclust methods``
 * ``faceclust demo``
@@ -144,14 +145,24 @@ def knn_cmd(features, k, index, dim, nlist, nprobe, hnsw_m, ef_search, recall_sa
 @click.option("--gt", type=click.Path(dir_okay=False), default=None,
               help="Ground-truth labels: print metrics after clustering.")
 @click.option("--explain", is_flag=True, help="Print what the method chose and why.")
+@click.option("--must-link", "must_link", type=click.Path(dir_okay=False), default=None,
+              help="Face pairs that are the same person: text 'i,j' per line or .npy [P, 2] "
+                   "(row indices of FEATURES); their clusters are merged.")
+@click.option("--cannot-link", "cannot_link", type=click.Path(dir_okay=False), default=None,
+              help="Face pairs that are different people (e.g. faces in one photo), same "
+                   "format; a cluster holding such a pair is split.")
 @click.option("--out", required=True, type=click.Path(dir_okay=False),
               help="Output labels (.meta text or .npy), one per row.")
-def cluster_cmd(features, method, preset, knn_path, dim, settings, model, gt, explain, out):
-    """Cluster FEATURES and write one label per row to OUT."""
+def cluster_cmd(features, method, preset, knn_path, dim, settings, model, gt, explain,
+                must_link, cannot_link, out):
+    """Cluster FEATURES and write one label per row to OUT.
+
+    With --must-link / --cannot-link the result honours every pair (any method).
+    """
     from .. import io
     from ..metrics import evaluate
 
-    inputs = [p for p in (features, knn_path, gt) if p]
+    inputs = [p for p in (features, knn_path, gt, must_link, cannot_link) if p]
     io.check_output_path(out, inputs)
     method = method or PRESETS[preset]
     params = parse_set(settings)
@@ -161,8 +172,12 @@ def cluster_cmd(features, method, preset, knn_path, dim, settings, model, gt, ex
     x = load_features(features, dim)
     knn: KnnGraph | None = io.read_knn(knn_path, n=x.shape[0]) if knn_path else None
     gt_labels = io.read_labels(gt, n=x.shape[0]) if gt else None
+    constraints = None
+    if must_link or cannot_link:
+        constraints = (io.read_pairs(must_link, n=x.shape[0]) if must_link else None,
+                       io.read_pairs(cannot_link, n=x.shape[0]) if cannot_link else None)
     t0 = time.perf_counter()
-    labels = est.fit(x, knn=knn).labels_
+    labels = est.fit(x, knn=knn, constraints=constraints).labels_
     secs = time.perf_counter() - t0
     io.write_labels(out, labels, protect=inputs)
     stages = ", ".join(f"{k} {v:.2f}s" for k, v in est.stage_seconds_.items())
