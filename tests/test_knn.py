@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from faceclust.errors import InputError, ParameterError
-from faceclust.knn import KnnGraph, build_knn, knn_recall
+from faceclust.knn import KnnGraph, build_knn, knn_recall, locality_order, restore_order
 
 from .conftest import unit_rows
 
@@ -151,3 +151,55 @@ def test_truncate(feats):
     np.testing.assert_array_equal(t.ids, g.ids[:, :3])
     with pytest.raises(ParameterError):
         g.truncate(9)
+
+
+def test_locality_order_is_a_permutation_and_permute_round_trips():
+    x = unit_rows(np.random.default_rng(3).normal(size=(300, 16)))
+    graph = build_knn(x, k=8, index="numpy")
+    order = locality_order(graph, m=4)
+    assert np.array_equal(np.sort(order), np.arange(300))
+    moved = graph.permute(order)
+    # point order[j] is now j: its neighbours, mapped back, are the same set with the same sims
+    for j in (0, 17, 299):
+        i = order[j]
+        back = {int(order[u]): float(s) for u, s in zip(moved.ids[j], moved.sims[j], strict=True)}
+        assert back == {int(u): float(s) for u, s in zip(graph.ids[i], graph.sims[i], strict=True)}
+        assert moved.ids[j, 0] == j
+    labels = np.arange(300) % 7
+    assert np.array_equal(restore_order(labels[order], order), labels)
+
+
+def test_locality_order_puts_neighbours_close():
+    # two far-apart groups interleaved in the input: the order puts each group in one run
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=16), rng.normal(size=16)
+    x = np.stack([(a if i % 2 else b) + 0.05 * rng.normal(size=16) for i in range(200)])
+    graph = build_knn(unit_rows(x), k=6, index="numpy")
+    order = locality_order(graph)
+    group = order % 2
+    assert np.count_nonzero(np.diff(group)) == 1
+
+
+def test_permute_rejects_a_non_permutation():
+    graph = build_knn(unit_rows(np.random.default_rng(1).normal(size=(20, 4))), k=3)
+    with pytest.raises(InputError, match="permutation"):
+        graph.permute(np.zeros(20, dtype=np.int64))
+
+
+def test_ivf_blas_probing_every_cell_is_exact():
+    x = unit_rows(np.random.default_rng(5).normal(size=(2000, 16)))
+    exact = build_knn(x, k=12, index="flat")
+    joined = build_knn(x, k=12, index="ivf-blas", nlist=20, nprobe=20)
+    assert joined.meta["nlist"] == 20 and joined.meta["nprobe"] == 20
+    assert np.array_equal(joined.ids, exact.ids)
+    np.testing.assert_allclose(joined.sims, exact.sims, atol=1e-5)
+
+
+def test_ivf_blas_recall_with_few_probes():
+    from faceclust.synth import make_faces
+
+    x, _ = make_faces(6000, 120, 64, seed=1)
+    graph = build_knn(x, k=20, index="ivf-blas", nlist=64, nprobe=8)
+    assert graph.ids.shape == (6000, 20)
+    assert np.array_equal(graph.ids[:, 0], np.arange(6000))
+    assert knn_recall(graph, x, sample=300) > 0.95

@@ -100,8 +100,8 @@ def methods_cmd() -> None:
 @click.option("--k", "k", default=80, show_default=True, help="Neighbours per point, self included.")
 @click.option("--index", type=click.Choice(INDEX_KINDS), default="flat", show_default=True)
 @click.option("--dim", type=int, default=None, help="Feature dimension of a raw .bin file.")
-@click.option("--nlist", type=int, default=None, help="IVF cells (default min(4096, 8*sqrt N)).")
-@click.option("--nprobe", type=int, default=None, help="IVF cells probed (default min(128, nlist)).")
+@click.option("--nlist", type=int, default=None, help="IVF cells (ivf: min(4096, 8*sqrt N); ivf-blas: ~5.4*sqrt N, <= 8192).")
+@click.option("--nprobe", type=int, default=None, help="IVF cells probed (ivf: min(128, nlist); ivf-blas: max(16, nlist/128)).")
 @click.option("--hnsw-m", type=int, default=32, show_default=True)
 @click.option("--ef-search", type=int, default=None, help="HNSW search breadth (default max(2k,128)).")
 @click.option("--recall-sample", type=int, default=1000, show_default=True,
@@ -120,7 +120,7 @@ def knn_cmd(features, k, index, dim, nlist, nprobe, hnsw_m, ef_search, recall_sa
                       ef_search=ef_search, cache_dir=cache_dir)
     secs = time.perf_counter() - t0
     msg = f"kNN ({index}) N={graph.n} k={graph.k} in {secs:.1f} s"
-    if index in ("ivf", "hnsw") and recall_sample > 0:
+    if index in ("ivf", "ivf-blas", "hnsw") and recall_sample > 0:
         msg += f"; recall@{graph.k} on {min(recall_sample, graph.n)} rows = "
         msg += f"{knn_recall(graph, x, sample=recall_sample):.4f}"
     io.write_knn(out, graph, fmt="ltc", protect=[features])

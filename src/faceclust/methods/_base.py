@@ -24,7 +24,7 @@ from sklearn.utils.validation import check_array
 
 from .._validation import check_features
 from ..errors import InputError, ParameterError
-from ..knn import KnnGraph, build_knn
+from ..knn import KnnGraph, build_knn, locality_order
 
 #: name -> estimator class, filled by :func:`register`.
 METHODS: dict[str, type[BaseClusterer]] = {}
@@ -160,6 +160,16 @@ class BaseClusterer(ClusterMixin, BaseEstimator):
                     f"{self.method_name}: X has 1 sample; a kNN graph needs at least 2 samples"
                 )
             return build_knn(x, k=k)
+
+    def _local(self, graph: KnnGraph) -> tuple[KnnGraph, np.ndarray]:
+        """``graph`` renumbered for memory locality, and the order to undo it with.
+
+        For the methods whose cost is random access over the graph (NEP,
+        Infomap): see :func:`faceclust.knn.locality_order`.
+        """
+        with self._stage("reorder"):
+            order = locality_order(graph)
+            return graph.permute(order), order
 
 
 def _sklearn_check(X: object) -> np.ndarray:

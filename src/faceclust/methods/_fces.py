@@ -6,7 +6,7 @@ import numpy as np
 
 from ..errors import ParameterError
 from ..graph import relabel
-from ..knn import KnnGraph
+from ..knn import KnnGraph, restore_order
 from ..stages.partition import infomap_partition
 from ..stages.refine import nep
 from ..stages.select import early_stop_edges
@@ -86,22 +86,23 @@ class FCES(BaseClusterer):
             check_param("max_links", self.max_links, int, 1)
 
     def _fit(self, x: np.ndarray | None, knn: KnnGraph | None) -> np.ndarray:
-        graph = self._knn(x, knn, self.k)
+        graph, order = self._local(self._knn(x, knn, self.k))
         with self._stage("refine"):
             scores = nep(graph, float(self.sigma))
         with self._stage("select"):
             src, dst, w, single = early_stop_edges(
                 graph.ids, scores, float(self.theta), self.max_links
             )
-            del scores
+            n = graph.n
+            del scores, graph  # the renumbered copy: Infomap needs the memory
         with self._stage("partition"):
             labels = infomap_partition(
-                src, dst, w, graph.n, directed=True, two_level=True,
+                src, dst, w, n, directed=True, two_level=True,
                 seed=self.seed, num_trials=self.num_trials,
             )
-            if self.singletons == "fc-es" and single.any():
+            if self.singletons == "fc-es":
                 labels[single] = -1  # relabel turns each into a fresh singleton
-                labels = relabel(labels)
+            labels = relabel(restore_order(labels, order))
         self.n_links_ = len(src)
         self.n_single_ = int(single.sum())
         return labels

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..knn import KnnGraph
+from ..graph import relabel
+from ..knn import KnnGraph, restore_order
 from ..stages.partition import connected_components, infomap_partition
 from ._base import BaseClusterer, check_param, register
 
@@ -72,8 +73,9 @@ class KnnInfomap(BaseClusterer):
         check_param("seed", self.seed, int, 0)
 
     def _fit(self, x: np.ndarray | None, knn: KnnGraph | None) -> np.ndarray:
-        graph = self._knn(x, knn, self.k)
+        graph, order = self._local(self._knn(x, knn, self.k))
         with self._stage("select"):
             src, dst, w = graph.edges(min_sim=float(self.min_sim))
         with self._stage("partition"):
-            return infomap_partition(src, dst, w, graph.n, directed=True, seed=self.seed)
+            labels = infomap_partition(src, dst, w, graph.n, directed=True, seed=self.seed)
+            return relabel(restore_order(labels, order))

@@ -11,6 +11,7 @@ Self entries and missing neighbours never become edges.
 from __future__ import annotations
 
 import numpy as np
+from numba import njit, prange
 
 from ..errors import InputError, ParameterError
 from ..knn import KnnGraph
@@ -120,24 +121,54 @@ def early_stop_edges(
         isinstance(max_links, bool) or not isinstance(max_links, int | np.integer) or max_links < 1
     ):
         raise ParameterError(f"max_links must be None or an integer >= 1, got {max_links!r}")
-    n = ids.shape[0]
-    single = np.zeros(n, dtype=bool)
-    parts = []
-    for start in range(0, n, _ROWS):
-        bi = ids[start : start + _ROWS]
-        bs = scores[start : start + _ROWS]
-        is_self = bi == np.arange(start, start + len(bi))[:, None]
-        with np.errstate(invalid="ignore"):
-            stop = ~(bs >= theta) | (bi < 0)  # NaN and missing entries stop the walk
-        stop &= ~is_self
-        stopped = np.logical_or.accumulate(stop, axis=1)
-        keep = ~stopped & ~is_self
-        if max_links is not None:
-            keep &= np.cumsum(keep, axis=1) <= max_links
-        single[start : start + len(bi)] = ~keep.any(axis=1)
-        parts.append(_gather(bi, bs, keep, start))
-    src, dst, w = _concat(parts, 3)
-    return src, dst, w, single
+    cap = ids.shape[1] if max_links is None else int(max_links)
+    ids = np.ascontiguousarray(ids)
+    scores = np.ascontiguousarray(scores, dtype=np.float32)
+    counts = _early_stop_count(ids, scores, np.float32(theta), cap)
+    starts = np.zeros(len(counts) + 1, dtype=np.int64)
+    np.cumsum(counts, out=starts[1:])
+    src, dst, w = _early_stop_fill(ids, scores, np.float32(theta), cap, starts)
+    return src, dst, w, counts == 0
+
+
+@njit(parallel=True, cache=True)
+def _early_stop_count(ids, scores, theta, cap):  # pragma: no cover - compiled
+    n, k = ids.shape
+    counts = np.zeros(n, dtype=np.int64)
+    for i in prange(n):
+        c = 0
+        for a in range(k):
+            u = ids[i, a]
+            if u == i:
+                continue
+            if u < 0 or not scores[i, a] >= theta or c == cap:  # NaN fails >=
+                break
+            c += 1
+        counts[i] = c
+    return counts
+
+
+@njit(parallel=True, cache=True)
+def _early_stop_fill(ids, scores, theta, cap, starts):  # pragma: no cover - compiled
+    n, k = ids.shape
+    m = starts[n]
+    src = np.empty(m, dtype=np.int64)
+    dst = np.empty(m, dtype=np.int64)
+    w = np.empty(m, dtype=np.float32)
+    for i in prange(n):
+        j = starts[i]
+        end = starts[i + 1]
+        for a in range(k):
+            if j == end:
+                break
+            u = ids[i, a]
+            if u == i:
+                continue
+            src[j] = i
+            dst[j] = u
+            w[j] = scores[i, a]
+            j += 1
+    return src, dst, w
 
 
 def unique_pairs(
