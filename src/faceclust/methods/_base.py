@@ -145,7 +145,7 @@ class BaseClusterer(ClusterMixin, BaseEstimator):
             )
 
     def _knn(self, x: np.ndarray | None, knn: KnnGraph | None, k: int) -> KnnGraph:
-        """The kNN graph to use: ``knn`` truncated to ``k`` if given, else an exact build."""
+        """The kNN graph to use: ``knn`` truncated to ``k`` if given, else ``build_knn(x, k)`` (exact up to 100K points, ivf-blas beyond)."""
         with self._stage("knn"):
             if knn is not None:
                 if knn.k < k:
