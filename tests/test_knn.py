@@ -203,3 +203,11 @@ def test_ivf_blas_recall_with_few_probes():
     assert graph.ids.shape == (6000, 20)
     assert np.array_equal(graph.ids[:, 0], np.arange(6000))
     assert knn_recall(graph, x, sample=300) > 0.95
+
+
+@pytest.mark.parametrize("n", [2, 5, 45])
+def test_ivf_blas_tiny_inputs_are_exact_and_report_steps(n):
+    x = unit_rows(np.random.default_rng(n).normal(size=(n, 8)))
+    graph = build_knn(x, k=min(3, n - 1), index="ivf-blas")
+    assert np.array_equal(graph.ids, build_knn(x, k=min(3, n - 1), index="numpy").ids)
+    assert set(graph.meta["steps"]) == {"train", "assign", "group", "join", "sort"}

@@ -334,11 +334,7 @@ def build_knn(
         nprobe = int(min(nprobe or min(128, nlist), nlist))
         params.update(nlist=nlist, nprobe=nprobe, seed=seed)
     elif index == "ivf-blas":
-        if nlist is None:
-            nlist = 2 ** round(np.log2(5.4 * np.sqrt(n)))
-            nlist = int(min(8192, max(1, nlist)))
-        nlist = int(max(1, min(nlist, n // _IVF_TRAIN_PER_CELL)))
-        nprobe = int(min(nprobe or max(16, nlist // 128), nlist))
+        nlist, nprobe = ivf_blas_cells(n, nlist, nprobe)
         params.update(nlist=nlist, nprobe=nprobe, seed=seed)
     elif index == "hnsw":
         ef_search = int(ef_search or max(2 * k, 128))
@@ -352,15 +348,19 @@ def build_knn(
                 return KnnGraph(z["ids"], z["sims"], {**params, "cached": str(cache_path)})
 
     t0 = time.perf_counter()
+    steps: dict = {}
     if index == "numpy":
         ids, sims = _search_numpy(x, k)
     elif index == "ivf-blas":
         ids, sims = _search_ivf_blas(
-            x, k, params["nlist"], params["nprobe"], seed, progress_bar
+            x, k, params["nlist"], params["nprobe"], seed, progress_bar, steps
         )
     else:
         ids, sims = _search_faiss(x, k, index, params, progress_bar)
-    graph = KnnGraph.from_search(ids, sims, {**params, "seconds": time.perf_counter() - t0})
+    meta = {**params, "seconds": time.perf_counter() - t0}
+    if steps:
+        meta["steps"] = {name: round(sec, 3) for name, sec in steps.items()}
+    graph = KnnGraph.from_search(ids, sims, meta)
     if cache_path is not None:
         cache_path.parent.mkdir(parents=True, exist_ok=True)
         tmp = cache_path.with_name(cache_path.name + f".tmp{os.getpid()}.npz")
@@ -382,8 +382,21 @@ def _search_numpy(x: np.ndarray, k: int, block: int = 1024) -> tuple[np.ndarray,
     return ids, sims
 
 
+def ivf_blas_cells(n: int, nlist: int | None = None, nprobe: int | None = None) -> tuple[int, int]:
+    """``(nlist, nprobe)`` that ``ivf-blas`` uses for N points (given values are clipped).
+
+    Defaults: ``nlist`` the power of two nearest ``5.4 sqrt(N)`` (at most 8192, and at
+    most N / 20 so k-means has 20 points per cell), ``nprobe = max(16, nlist // 128)``.
+    """
+    if nlist is None:
+        nlist = int(min(8192, max(1, 2 ** round(np.log2(5.4 * np.sqrt(n))))))
+    nlist = int(max(1, min(nlist, n // _IVF_TRAIN_PER_CELL)))
+    return nlist, int(min(nprobe or max(16, nlist // 128), nlist))
+
+
 def _search_ivf_blas(
-    x: np.ndarray, k: int, nlist: int, nprobe: int, seed: int, progress_bar: bool | None
+    x: np.ndarray, k: int, nlist: int, nprobe: int, seed: int, progress_bar: bool | None,
+    steps: dict | None = None, max_cells: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Approximate kNN of every point among all points: an IVF self-join done with BLAS.
 
@@ -399,7 +412,14 @@ def _search_ivf_blas(
     the same cells and ``nprobe``; the cost is ``N * nprobe / nlist`` of
     exact search, at BLAS speed. Memory: the features, ``[N, k]`` results and
     ``[N, nprobe]`` cell ids.
+
+    ``steps`` (a dict) receives the seconds of each step (train, assign, group,
+    join, sort). ``max_cells`` joins only the first that many cells of each
+    pass -- an incomplete graph, for timing the join at sizes where the whole
+    run is too long (``benchmarks/knn_scale_profile.py``).
     """
+    steps = {} if steps is None else steps
+    t0 = time.perf_counter()
     import faiss
 
     faiss.omp_set_num_threads(os.cpu_count() or 1)
@@ -409,12 +429,16 @@ def _search_ivf_blas(
     km = faiss.Kmeans(d, nlist, niter=10, spherical=True, seed=seed, verbose=False,
                       max_points_per_centroid=_IVF_TRAIN_PER_CELL, min_points_per_centroid=1)
     km.train(np.ascontiguousarray(x[np.sort(rng.choice(n, n_train, replace=False))]))
+    steps["train"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
     cell_dtype = np.uint16 if nlist <= np.iinfo(np.uint16).max else np.int32
     probe = np.empty((n, nprobe), dtype=cell_dtype)
     for start in range(0, n, _QUERY_CHUNK):
         _, p = faiss.knn(x[start : start + _QUERY_CHUNK], km.centroids, nprobe,
                          metric=faiss.METRIC_INNER_PRODUCT)
         probe[start : start + len(p)] = p
+    steps["assign"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
     members = np.argsort(probe[:, 0], kind="stable")  # points by own cell
     member_start = np.searchsorted(probe[members, 0], np.arange(nlist + 1))
     # (point, cell) pairs of the other probes, grouped by cell
@@ -425,9 +449,12 @@ def _search_ivf_blas(
 
     top_s = np.full((n, k), -np.inf, dtype=np.float32)
     top_i = np.full((n, k), -1, dtype=_id_dtype(n))
-    with progress(total=2 * nlist, desc="kNN ivf-blas", enabled=progress_bar, unit="cell") as bar:
+    steps["group"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    n_cells = nlist if max_cells is None else min(nlist, max_cells)
+    with progress(total=2 * n_cells, desc="kNN ivf-blas", enabled=progress_bar, unit="cell") as bar:
         for pass_ in (0, 1):
-            for c in range(nlist):
+            for c in range(n_cells):
                 mem = members[member_start[c] : member_start[c + 1]]
                 rows = mem if pass_ == 0 else other[other_start[c] : other_start[c + 1]]
                 if len(mem) and len(rows):
@@ -435,7 +462,10 @@ def _search_ivf_blas(
                     sims = (xm if pass_ == 0 else x[rows]) @ xm.T
                     _merge_topk(top_s, top_i, rows, sims, mem)
                 bar.update()
+    steps["join"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
     _sort_rows_desc(top_s, top_i)
+    steps["sort"] = time.perf_counter() - t0
     return top_i, top_s
 
 
