@@ -46,12 +46,14 @@ def main() -> None:
         "auto_stage_seconds": {k: round(v, 1) for k, v in inc.stage_seconds_.items()},
         "threshold": round(inc.threshold_, 4),
     }
+    print(json.dumps(out), flush=True)  # partial result, in case a later step is cut off
     per_face = []
     with measure() as u_inc:
         for b in np.array_split(np.arange(n0, a.n), a.batches):
             t0 = time.perf_counter()
             inc.partial_fit(x[b])
             per_face.append((time.perf_counter() - t0) / len(b))
+            print(f"batch of {len(b)}: {1000 * per_face[-1]:.3f} ms per face", flush=True)
         t0 = time.perf_counter()
         inc.refine()
         t_ref = time.perf_counter() - t0

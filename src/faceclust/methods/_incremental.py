@@ -34,7 +34,7 @@ from ..adaptive import estimate_scale, estimate_scale_deep
 from ..errors import InputError, ParameterError
 from ..graph import relabel
 from ..incremental import _search, assign_new
-from ..knn import KnnGraph
+from ..knn import KnnGraph, build_knn
 from ._auto import AutoClusterer, centroid_average_linkage
 from ._base import BaseClusterer, _sklearn_check, check_param, register
 
@@ -317,8 +317,9 @@ class IncrementalClusterer(BaseClusterer):
         (wrong joins split off, look-alikes regroup), label ids are kept where the
         new clusters overlap old ones, and region clusters then merge with
         neighbouring clusters whose mean pairwise cosine reaches the threshold.
-        Work: O(R^2 D) exact search over the R region faces (nothing outside the
-        region is revisited) plus O(T C D) for the candidates and the threshold
+        Work: a kNN search over the R region faces (exact, O(R^2 D), up to 100K
+        of them; the ivf-blas join beyond), nothing outside the region
+        revisited, plus O(T C D) for the candidates and the threshold
         re-estimate. Returns ``self``.
         """
         if not hasattr(self, "labels_"):
@@ -344,11 +345,11 @@ class IncrementalClusterer(BaseClusterer):
         # 2. re-cluster the region from single faces, exactly as ``auto`` does (average
         #    linkage over the region's own kNN edges); old label ids are kept by overlap
         if len(region) >= 2:
-            s, i = _search(x[region], x[region], min(k, len(region)))
-            src = np.repeat(np.arange(len(region)), i.shape[1])
-            sub = centroid_average_linkage(
-                x[region], src, i.ravel(), s.ravel(), t, progress_bar=False
-            )
+            # build_knn: exact up to 100K region faces, the ivf-blas join beyond (a region
+            # can be most of a big collection when new faces touched most clusters)
+            g = build_knn(x[region], k=min(k, len(region) - 1), progress_bar=False)
+            src, dst, w = g.edges()
+            sub = centroid_average_linkage(x[region], src, dst, w, t, progress_bar=False)
             labels[region] = _keep_ids(labels[region], sub, int(labels.max()) + 1)
         # 3. merge: region clusters with any neighbouring cluster, exact mean pairwise cosine
         ids, inv, sums, cnt = _cluster_table(x, labels)
