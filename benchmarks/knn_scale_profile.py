@@ -41,8 +41,7 @@ def main() -> None:
     a = ap.parse_args()
     prefix = Path(a.data)
     t0 = time.perf_counter()
-    x = np.load(prefix.with_name(prefix.name + ".npy"), mmap_mode="r")
-    x = np.ascontiguousarray(x)
+    x = np.load(prefix.with_name(prefix.name + ".npy"))
     load_s = time.perf_counter() - t0
     n = x.shape[0]
     nlist, nprobe = ivf_blas_cells(n, a.nlist, a.nprobe)
