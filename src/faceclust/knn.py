@@ -410,8 +410,9 @@ def _search_ivf_blas(
     fail the heap's threshold test at once. Which pairs get compared is
     exactly IVF-Flat's rule (query-side probes), so recall matches IVF with
     the same cells and ``nprobe``; the cost is ``N * nprobe / nlist`` of
-    exact search, at BLAS speed. Memory: the features, ``[N, k]`` results and
-    ``[N, nprobe]`` cell ids.
+    exact search, at BLAS speed. Memory: the features, ``[N, k]`` results,
+    ``[N, nprobe]`` cell ids and an int64 ``[N, nprobe - 1]`` grouping of the
+    other probes (12 GB in all at 5.2M x 256, ``benchmarks/results/notes.md``).
 
     ``steps`` (a dict) receives the seconds of each step (train, assign, group,
     join, sort). ``max_cells`` joins only the first that many cells of each
