@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from faceclust.io import read_labels
+from faceclust.io import atomic_write, read_labels
 from faceclust.metrics import evaluate
 
 
@@ -54,9 +54,8 @@ def main() -> None:
     print(json.dumps(res))
     out = Path(args.out) / f"bench_metrics_{Path(args.gt).stem}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + f".tmp{os.getpid()}")
-    tmp.write_text(json.dumps(res, indent=2) + "\n")
-    os.replace(tmp, out)
+    with atomic_write(out, "w") as f:
+        f.write(json.dumps(res, indent=2) + "\n")
 
 
 if __name__ == "__main__":

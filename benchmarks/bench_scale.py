@@ -38,7 +38,7 @@ import numpy as np
 os.environ.setdefault("FACECLUST_PROGRESS", "0")
 
 from faceclust._resources import measure  # noqa: E402
-from faceclust.io import read_labels  # noqa: E402
+from faceclust.io import atomic_write, read_labels  # noqa: E402
 from faceclust.knn import build_knn, knn_recall  # noqa: E402
 from faceclust.metrics import evaluate  # noqa: E402
 
@@ -171,9 +171,8 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"{tag}.json"
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    tmp.write_text(json.dumps(res, indent=2) + "\n")
-    os.replace(tmp, path)
+    with atomic_write(path, "w") as f:
+        f.write(json.dumps(res, indent=2) + "\n")
     print(f"wrote {path}")
 
 

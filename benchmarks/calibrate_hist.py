@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from faceclust.io import atomic_write
 from faceclust.knn import build_knn
 from faceclust.synth import SynthConfig, make_faces
 
@@ -85,9 +86,8 @@ def main() -> None:
     res = {"bins": [round(float(b), 4) for b in BINS], "ks": KS, "seed": args.seed, "sets": sets}
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + f".tmp{os.getpid()}")
-    tmp.write_text(json.dumps(res) + "\n")
-    os.replace(tmp, out)
+    with atomic_write(out, "w") as f:
+        f.write(json.dumps(res) + "\n")
     print(f"wrote {out}")
 
 

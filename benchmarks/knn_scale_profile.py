@@ -25,6 +25,7 @@ import numpy as np
 
 os.environ.setdefault("FACECLUST_PROGRESS", "0")
 
+from faceclust.io import atomic_write  # noqa: E402
 from faceclust.knn import _search_ivf_blas, ivf_blas_cells  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -64,9 +65,8 @@ def main() -> None:
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"knn_profile_{prefix.name}.json"
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    tmp.write_text(json.dumps(res, indent=2) + "\n")
-    os.replace(tmp, path)
+    with atomic_write(path, "w") as f:
+        f.write(json.dumps(res, indent=2) + "\n")
     print(f"wrote {path}")
 
 

@@ -35,6 +35,7 @@ import numpy as np
 
 os.environ.setdefault("FACECLUST_PROGRESS", "0")
 
+from faceclust.io import atomic_write  # noqa: E402
 from faceclust.knn import build_knn  # noqa: E402
 from faceclust.methods import METHODS  # noqa: E402
 from faceclust.metrics import evaluate  # noqa: E402
@@ -199,11 +200,10 @@ def markdown(results: dict, names: list[str], command: str) -> str:
     return "\n".join(lines)
 
 
-def _atomic_write(path: Path, text: str) -> None:
+def _write_text(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    with atomic_write(path, "w") as f:
+        f.write(text)
 
 
 def main() -> None:
@@ -219,8 +219,8 @@ def main() -> None:
     data = datasets(_data_root(), synth=not args.no_synth, halves=args.halves)
     results = run(names, data, lambda s: print(s, flush=True))
     command = "python benchmarks/real_data_eval.py " + " ".join(sys.argv[1:])
-    _atomic_write(Path(args.out), markdown(results, names, command.strip()))
-    _atomic_write(Path(args.json), json.dumps(results, indent=1, default=float))
+    _write_text(Path(args.out), markdown(results, names, command.strip()))
+    _write_text(Path(args.json), json.dumps(results, indent=1, default=float))
     print(f"wrote {args.out} and {args.json}")
 
 

@@ -362,10 +362,11 @@ def build_knn(
         meta["steps"] = {name: round(sec, 3) for name, sec in steps.items()}
     graph = KnnGraph.from_search(ids, sims, meta)
     if cache_path is not None:
+        from .io import atomic_write  # io imports this module
+
         cache_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache_path.with_name(cache_path.name + f".tmp{os.getpid()}.npz")
-        np.savez(tmp, ids=graph.ids, sims=graph.sims, params=json.dumps(params))
-        os.replace(tmp, cache_path)
+        with atomic_write(cache_path) as f:
+            np.savez(f, ids=graph.ids, sims=graph.sims, params=json.dumps(params))
     return graph
 
 
