@@ -441,13 +441,17 @@ def _search_ivf_blas(
         probe[start : start + len(p)] = p
     steps["assign"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    members = np.argsort(probe[:, 0], kind="stable")  # points by own cell
-    member_start = np.searchsorted(probe[members, 0], np.arange(nlist + 1))
-    # (point, cell) pairs of the other probes, grouped by cell
-    other = np.argsort(probe[:, 1:].ravel(), kind="stable")
-    other_start = np.searchsorted(probe[:, 1:].ravel()[other], np.arange(nlist + 1))
-    other //= max(1, nprobe - 1)
+    def grouped(cells: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Positions sorted by cell, and where each cell's run starts."""
+        start = np.zeros(nlist + 1, dtype=np.int64)
+        np.cumsum(np.bincount(cells, minlength=nlist), out=start[1:])
+        return np.argsort(cells, kind="stable"), start
+
+    members, member_start = grouped(probe[:, 0])  # points by own cell
+    # (point, cell) pairs of the other probes, by cell; one copy (0.7 GB at 5.2M x 63)
+    other, other_start = grouped(probe[:, 1:].ravel())
     del probe
+    other //= max(1, nprobe - 1)
 
     top_s = np.full((n, k), -np.inf, dtype=np.float32)
     top_i = np.full((n, k), -1, dtype=_id_dtype(n))

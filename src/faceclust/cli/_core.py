@@ -2,7 +2,7 @@
 
 The contract other commands extend:
 
-* ``faceclust knn FEATURES --k 80 [--index flat|ivf|hnsw] --out KNN.npz``
+* ``faceclust knn FEATURES --k 80 [--index flat|ivf|ivf-blas|hnsw] --out KNN.npz``
 * ``faceclust cluster FEATURES --method NAME [--knn KNN.npz] [--set key=value ...]
   [--must-link PAIRS] [--cannot-link PAIRS] --out LABELS``
 * ``faceclust eval --pred LABELS --gt LABELS [--json]``
