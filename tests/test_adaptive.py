@@ -169,7 +169,9 @@ def test_explain_mentions_choices():
 
 
 @pytest.mark.parametrize(
-    "kwargs", [{"k": 1}, {"alpha": 1.5}, {"threshold": 2.0}, {"centre": "yes"}, {"sample": 5}]
+    "kwargs",
+    [{"k": 1}, {"alpha": 1.5}, {"threshold": 2.0}, {"centre": "yes"}, {"sample": 5},
+     {"attach": -0.1}, {"attach": "yes"}, {"attach_share": 0.5}, {"attach_share": 1.2}],
 )
 def test_bad_parameters(kwargs):
     x, _ = blobs(n_ids=10, per=4)
@@ -195,3 +197,36 @@ def test_big_identities_use_deeper_neighbours():
     assert model.estimate_.bimodal and "sampled points" in model.explain_
     assert model.threshold_ < shallow.threshold
     assert evaluate(y, model.labels_)["bcubed_f"] > 0.9
+
+
+def test_attach_recovers_poor_photos_of_big_identities():
+    # ~67 photos per person: the noisiest photos fall below the merge threshold, but
+    # nearly all their neighbours are their own person's photos
+    x, y = make_faces(2000, 30, 64, seed=2)
+    on = AutoClusterer().fit(x)
+    off = AutoClusterer(attach=None).fit(x)
+    r_on, r_off = evaluate(y, on.labels_), evaluate(y, off.labels_)
+    alone_on = (np.bincount(on.labels_) == 1).sum()
+    alone_off = (np.bincount(off.labels_) == 1).sum()
+    assert alone_on < alone_off
+    assert r_on["bcubed_recall"] > r_off["bcubed_recall"] + 0.003
+    assert r_on["bcubed_precision"] >= r_off["bcubed_precision"] - 1e-9
+    est = on.estimate_
+    assert est.impostor_mode < est.attach_threshold < est.threshold
+    assert "nearest neighbours" in on.explain_ and off.estimate_.attach_threshold is None
+    # every attached face went to the cluster its unattached run left it beside
+    moved = np.bincount(off.labels_)[off.labels_] == 1
+    moved &= np.bincount(on.labels_)[on.labels_] > 1
+    assert moved.sum() == alone_off - alone_on
+
+
+def test_attach_keeps_strangers_alone():
+    # 60 % of the people are photographed once: they must stay singletons
+    x, y = make_faces(3000, 1500, 64, seed=3, config=SynthConfig(singleton_frac=0.6))
+    on = AutoClusterer().fit(x).labels_
+    off = AutoClusterer(attach=None).fit(x).labels_
+    stranger = np.bincount(y)[y] == 1
+    alone_on = (np.bincount(on)[on] == 1)[stranger].mean()
+    alone_off = (np.bincount(off)[off] == 1)[stranger].mean()
+    assert alone_on >= alone_off - 0.01
+    assert evaluate(y, on)["bcubed_f"] >= evaluate(y, off)["bcubed_f"] - 0.002

@@ -57,6 +57,14 @@ def test_write_report_files(tmp_path, blobs):
     assert not list((tmp_path / "out").glob(".*tmp"))  # no temporary files left
 
 
+def test_auto_row_records_its_choices(blobs):
+    x, y = blobs
+    auto, knn_cc = run_bench(x, y, ["auto", "knn-cc"]).results
+    assert auto.error is None and "merge threshold" in auto.explain
+    assert auto.threshold is not None and f"{auto.threshold:.4f}" in auto.explain
+    assert knn_cc.explain == "" and knn_cc.threshold is None
+
+
 def test_given_graph_too_small_is_error_row(blobs):
     x, y = blobs
     report = run_bench(x, y, ["hac"], knn=build_knn(x, k=10))  # hac wants k=80

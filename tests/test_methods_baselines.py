@@ -5,12 +5,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from faceclust.errors import ParameterError
+from faceclust.errors import InputError, ParameterError
 from faceclust.graph import relabel
 from faceclust.knn import build_knn
 from faceclust.methods import METHODS
 from faceclust.methods._baselines import FASTHAC_COSINE
-from faceclust.stages.cluster_ops import average_linkage, chinese_whispers, symmetric_csr
+from faceclust.stages.cluster_ops import (
+    attach_by_majority,
+    average_linkage,
+    chinese_whispers,
+    symmetric_csr,
+)
 
 from .conftest import unit_rows
 
@@ -240,3 +245,58 @@ def test_methods_accept_shared_graph(blobs):
         assert _same_partition(labels, y)
     with pytest.raises(ParameterError):
         METHODS["hac"](k=40).fit(x, knn=g)
+
+
+# ------------------------------------------------------------- attach_by_majority
+def _attach_case():
+    """Cluster 0 = points 0..3, cluster 1 = points 4..5; points 6, 7, 8 alone (2-d unit rows)."""
+    ang = np.array([0.0, 0.1, -0.1, 0.05, 2.0, 2.1, 0.6, 1.0, 3.0])
+    x = np.stack([np.cos(ang), np.sin(ang)], axis=1).astype(np.float32)
+    labels = np.array([0, 0, 0, 0, 1, 1, 2, 3, 4])
+    nbrs = np.array([
+        [1, 2, 3, -1], [0, 2, 3, -1], [0, 1, 3, -1], [0, 1, 2, -1],
+        [5, 7, -1, -1], [4, 7, -1, -1],
+        [0, 1, 3, 7],    # 6: 3 of 4 neighbours in cluster 0
+        [4, 5, 6, 0],    # 7: 2 of 4 in cluster 1 (no strict majority)
+        [4, 5, -1, -1],  # 8: 2 of 2 valid neighbours in cluster 1, but far from it
+    ])
+    return x, labels, nbrs
+
+
+def test_attach_by_majority_hand_example():
+    x, labels, nbrs = _attach_case()
+    mean6 = float(np.mean(x[:4] @ x[6]))  # cos(0.6 - a) averaged over cluster 0
+    out = attach_by_majority(labels, nbrs, mean6 - 1e-6, x=x, share=0.75)
+    assert out.tolist() == [0, 0, 0, 0, 1, 1, 0, 2, 3]  # only 6 joins; contiguous labels
+    # a floor just above its mean cosine, or a stricter share, keeps it alone
+    assert attach_by_majority(labels, nbrs, mean6 + 1e-6, x=x, share=0.75).tolist() == \
+        [0, 0, 0, 0, 1, 1, 2, 3, 4]
+    assert attach_by_majority(labels, nbrs, -1.0, x=x, share=0.8)[6] != 0
+    # 8: both valid neighbours in cluster 1; joins once the floor allows its cosine
+    mean8 = float(np.mean(x[4:6] @ x[8]))
+    assert attach_by_majority(labels, nbrs, mean8 - 1e-6, x=x, share=1.0).tolist() == \
+        [0, 0, 0, 0, 1, 1, 2, 3, 1]
+
+
+def test_attach_by_majority_graph_only_uses_observed_mean():
+    x, labels, nbrs = _attach_case()
+    sims = np.where(nbrs >= 0, np.einsum("id,ijd->ij", x, x[np.maximum(nbrs, 0)]), -np.inf)
+    obs6 = float(np.mean(sims[6, :3]))  # its three neighbours in cluster 0
+    assert attach_by_majority(labels, nbrs, obs6 - 1e-6, nbr_sims=sims, share=0.75)[6] == 0
+    assert attach_by_majority(labels, nbrs, obs6 + 1e-6, nbr_sims=sims, share=0.75)[6] != 0
+
+
+def test_attach_by_majority_votes_before_moves_and_chunks():
+    x, labels, nbrs = _attach_case()
+    whole = attach_by_majority(labels, nbrs, -1.0, x=x, share=0.5)
+    assert (attach_by_majority(labels, nbrs, -1.0, x=x, share=0.5, chunk=1) == whole).all()
+    # 7's neighbour 6 is attached in the same call, but 7 still sees it as a singleton
+    assert whole[6] == whole[0] and whole[7] not in (whole[0], whole[4])
+
+
+def test_attach_by_majority_bad_input():
+    x, labels, nbrs = _attach_case()
+    with pytest.raises(InputError, match="nbr_ids"):
+        attach_by_majority(labels, nbrs[:5], 0.0, x=x)
+    with pytest.raises(InputError, match="nbr_sims"):
+        attach_by_majority(labels, nbrs, 0.0)

@@ -88,6 +88,11 @@ class ScaleEstimate:
     bimodal : bool
         False when the similarities showed no clear second class (the
         threshold is then less reliable; see :meth:`explain`).
+    attach_threshold, attach_share, attach_neighbours : float, float, int or None
+        Second step of method ``auto``: a face left alone joins the cluster
+        holding at least ``attach_share`` of its ``attach_neighbours`` nearest
+        neighbours if its mean cosine to that cluster is at least
+        ``attach_threshold`` (None: step off).
     """
 
     threshold: float
@@ -105,6 +110,9 @@ class ScaleEstimate:
     separation_raw: float | None = None
     separation_centred: float | None = None
     bimodal: bool = True
+    attach_threshold: float | None = None
+    attach_share: float | None = None
+    attach_neighbours: int | None = None
     notes: list[str] = field(default_factory=list)
 
     def explain(self) -> str:
@@ -119,8 +127,15 @@ class ScaleEstimate:
             f"  merge threshold = {self.impostor_mode:.3f} + {self.alpha:g} x "
             f"({self.genuine_mode:.3f} - {self.impostor_mode:.3f}) = {self.threshold:.4f}; "
             f"partition: average linkage over the {self.k - 1}-NN graph, clusters merge "
-            f"while their mean cosine >= threshold (unmatched faces stay singletons)",
+            f"while their mean cosine >= threshold",
         ]
+        if self.attach_threshold is not None and self.attach_share and self.attach_neighbours:
+            lines.append(
+                f"  then a face left alone joins the cluster holding >= "
+                f"{100 * self.attach_share:.0f}% of its {self.attach_neighbours} nearest neighbours if "
+                f"its mean cosine to it is >= {self.attach_threshold:.4f} (a poor photo of a "
+                f"well-photographed person, not a stranger)"
+            )
         if self.mean_norm2 is None:
             lines.append("  centring: not evaluated (no features given, only a kNN graph)")
         elif self.mean_norm2 < CENTRE_MIN_MEAN2:

@@ -61,7 +61,12 @@ def default_methods() -> list[str]:
 
 @dataclass
 class BenchResult:
-    """One method's outcome; ``error`` is set (and ``metrics`` empty) when it failed."""
+    """One method's outcome; ``error`` is set (and ``metrics`` empty) when it failed.
+
+    ``explain`` and ``threshold`` are the method's own account of what it chose
+    (``explain_``, ``threshold_``: ``auto`` estimates its threshold), empty / None
+    for methods without them.
+    """
 
     method: str
     params: dict
@@ -71,6 +76,8 @@ class BenchResult:
     peak_rss_mb: float = 0.0
     error: str | None = None
     note: str = ""
+    explain: str = ""
+    threshold: float | None = None
 
 
 @dataclass
@@ -238,6 +245,9 @@ def run_bench(
             result.peak_rss_mb = usage.peak_delta_gb * 1024
             result.stage_seconds = dict(getattr(est, "stage_seconds_", {}))
             result.metrics = evaluate(gt, labels)
+            result.explain = str(getattr(est, "explain_", ""))
+            thr = getattr(est, "threshold_", None)
+            result.threshold = float(thr) if isinstance(thr, int | float | np.floating) else None
         except Exception as exc:  # noqa: BLE001 - reported as an error row
             result.error = f"{type(exc).__name__}: {' '.join(str(exc).split())}"[:300]
         results.append(result)

@@ -35,7 +35,8 @@ from ..errors import InputError, ParameterError
 from ..graph import relabel
 from ..incremental import _search, assign_new
 from ..knn import KnnGraph, build_knn
-from ._auto import AutoClusterer, centroid_average_linkage
+from ..stages.cluster_ops import attach_by_majority
+from ._auto import AutoClusterer, centroid_average_linkage, set_attach
 from ._base import BaseClusterer, _sklearn_check, check_param, register
 
 #: The threshold is re-estimated whenever the collection has grown by this factor.
@@ -61,6 +62,9 @@ class IncrementalClusterer(BaseClusterer):
         ``auto``'s threshold position between the two similarity modes.
     threshold : float or None
         Fixed merge/join threshold (cosine); ``None`` estimates it on the first batch.
+    attach, attach_share : float or None, float
+        ``auto``'s attachment of faces left alone (see :class:`AutoClusterer`);
+        used by ``fit`` and by :meth:`refine`'s re-clustering.
     placement : {"average", "nearest"}
         How a batch is placed. ``"average"`` (default): average linkage with the
         existing clusters as fixed blocks -- a new face or group of new faces joins
@@ -118,6 +122,8 @@ class IncrementalClusterer(BaseClusterer):
         k_est: int = 20,
         alpha: float = 0.3,
         threshold: float | None = None,
+        attach: float | None = 0.05,
+        attach_share: float = 0.9,
         placement: str = "average",
         reestimate: bool = True,
         refine_every: int | None = None,
@@ -128,6 +134,8 @@ class IncrementalClusterer(BaseClusterer):
         self.k_est = k_est
         self.alpha = alpha
         self.threshold = threshold
+        self.attach = attach
+        self.attach_share = attach_share
         self.placement = placement
         self.reestimate = reestimate
         self.refine_every = refine_every
@@ -140,6 +148,9 @@ class IncrementalClusterer(BaseClusterer):
         check_param("alpha", self.alpha, (int, float), 0.0, 1.0)
         if self.threshold is not None:
             check_param("threshold", self.threshold, (int, float), -1.0, 1.0, lo_open=True)
+        if self.attach is not None:
+            check_param("attach", self.attach, (int, float), 0.0, 1.0)
+        check_param("attach_share", self.attach_share, (int, float), 0.5, 1.0, lo_open=True)
         if self.placement not in ("average", "nearest"):
             raise ParameterError(
                 f"placement must be 'average' or 'nearest', got {self.placement!r}"
@@ -155,7 +166,8 @@ class IncrementalClusterer(BaseClusterer):
         if x is None:
             raise InputError("incremental: features X are required (it keeps them to add faces)")
         auto = AutoClusterer(
-            k=self.k, k_est=self.k_est, alpha=self.alpha, threshold=self.threshold, seed=self.seed
+            k=self.k, k_est=self.k_est, alpha=self.alpha, threshold=self.threshold,
+            attach=self.attach, attach_share=self.attach_share, seed=self.seed,
         )
         auto.fit(x, knn=knn)
         for name, sec in auto.stage_seconds_.items():
@@ -237,6 +249,7 @@ class IncrementalClusterer(BaseClusterer):
                 est = deep
         if np.isfinite(est.threshold) and est.bimodal:
             est.centre = self.centre_mean_ is not None
+            set_attach(est, self.attach, self.attach_share, k_est - 1)
             gap = float(est.genuine_mode - est.impostor_mode)
             if est.threshold > self.threshold_ + _RETOUCH_RISE * max(gap, 1e-6):
                 # clusters formed under a clearly lower threshold: let the next refine
@@ -347,9 +360,15 @@ class IncrementalClusterer(BaseClusterer):
         if len(region) >= 2:
             # build_knn: exact up to 100K region faces, the ivf-blas join beyond (a region
             # can be most of a big collection when new faces touched most clusters)
-            g = build_knn(x[region], k=min(k, len(region) - 1), progress_bar=False)
-            src, dst, w = g.edges()
+            g = build_knn(x[region], k=min(max(k, self.k_est), len(region) - 1),
+                          progress_bar=False)
+            src, dst, w = g.truncate(min(k, g.k)).edges()
             sub = centroid_average_linkage(x[region], src, dst, w, t, progress_bar=False)
+            est = self.estimate_
+            if getattr(est, "attach_threshold", None) is not None:
+                sub = attach_by_majority(sub, g.ids[:, 1 : min(self.k_est, g.k)],
+                                         est.attach_threshold, x=x[region],
+                                         share=est.attach_share)
             labels[region] = _keep_ids(labels[region], sub, int(labels.max()) + 1)
         # 3. merge: region clusters with any neighbouring cluster, exact mean pairwise cosine
         ids, inv, sums, cnt = _cluster_table(x, labels)

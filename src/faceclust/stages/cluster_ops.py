@@ -16,7 +16,7 @@ from .._progress import progress
 from ..errors import InputError, ParameterError
 from ..graph import relabel
 
-__all__ = ["average_linkage", "chinese_whispers", "symmetric_csr"]
+__all__ = ["attach_by_majority", "average_linkage", "chinese_whispers", "symmetric_csr"]
 
 
 def symmetric_csr(src: np.ndarray, dst: np.ndarray, weight: np.ndarray, n: int) -> sp.csr_matrix:
@@ -265,3 +265,89 @@ def average_linkage(
             active = active[new_ids]
             bar.update(1)
     return relabel(point_cluster)
+
+
+# ------------------------------------------------------------ singleton attachment
+def attach_by_majority(
+    labels: np.ndarray,
+    nbr_ids: np.ndarray,
+    min_sim: float,
+    *,
+    x: np.ndarray | None = None,
+    nbr_sims: np.ndarray | None = None,
+    share: float = 0.5,
+    chunk: int = 65536,
+) -> np.ndarray:
+    """Singletons join the cluster that holds a strict majority of their neighbours.
+
+    A point left alone by a threshold partition is either a stranger (a
+    person photographed once) or a poor photo of a well-photographed person:
+    both are below the merge threshold, but only the second has most of its
+    nearest neighbours in **one** cluster. So a singleton ``i`` joins cluster
+    ``c`` when more than half of its valid neighbours ``nbr_ids[i]`` (self
+    excluded, ``-1`` = missing) lie in ``c`` (``|c| >= 2``) **and** its mean
+    cosine to ``c`` is at least ``min_sim``: over all members of ``c`` when the
+    unit rows ``x`` are given (``x_i . S_c / |c|``, from the cluster sums), else
+    over the neighbours in ``c`` (``nbr_sims``). Votes are read from the
+    labels *before* any attachment, so the result does not depend on order.
+    Memory O(singletons * neighbours + clusters touched * D), in chunks of ``chunk`` rows.
+
+    Returns contiguous labels (:func:`faceclust.graph.relabel`).
+    """
+    labels = np.asarray(labels, dtype=np.int64)
+    nbr_ids = np.asarray(nbr_ids)
+    n = len(labels)
+    if nbr_ids.ndim != 2 or nbr_ids.shape[0] != n:
+        raise InputError(f"attach: nbr_ids must have shape ({n}, m), got {nbr_ids.shape}")
+    if x is None and (nbr_sims is None or np.shape(nbr_sims) != nbr_ids.shape):
+        raise InputError("attach: give the unit rows x, or nbr_sims of the same shape as nbr_ids")
+    cnt = np.bincount(labels, minlength=1)
+    single = np.flatnonzero(cnt[labels] == 1)
+    if len(single) == 0 or nbr_ids.shape[1] == 0:
+        return relabel(labels)
+    out = labels.copy()
+    for start in range(0, len(single), chunk):
+        rows = single[start : start + chunk]
+        nb = nbr_ids[rows]
+        valid = nb >= 0
+        nl = labels[np.where(valid, nb, 0)]
+        vote = valid & (cnt[nl] >= 2)
+        # per row: the most frequent cluster among its neighbours (ties: smallest id)
+        r, c = np.nonzero(vote)
+        key, votes = np.unique(r * n + nl[r, c], return_counts=True)
+        kr, kc = key // n, key % n
+        order = np.lexsort((kc, -votes, kr))
+        kr, kc, votes = kr[order], kc[order], votes[order]
+        head = np.ones(len(kr), dtype=bool)
+        head[1:] = kr[1:] != kr[:-1]
+        kr, kc, votes = kr[head], kc[head], votes[head]
+        nval = valid.sum(axis=1)[kr]
+        major = (2 * votes > nval) & (votes >= share * nval)
+        kr, kc = kr[major], kc[major]
+        if len(kr) == 0:
+            continue
+        if x is not None:
+            sims = _mean_cos_to_clusters(x, labels, rows[kr], kc, cnt)
+        else:
+            inc = (nl[kr] == kc[:, None]) & vote[kr]
+            sims = np.where(inc, nbr_sims[rows[kr]], 0.0).sum(axis=1) / inc.sum(axis=1)
+        ok = sims >= min_sim
+        out[rows[kr[ok]]] = kc[ok]
+    return relabel(out)
+
+
+def _mean_cos_to_clusters(
+    x: np.ndarray, labels: np.ndarray, pts: np.ndarray, clus: np.ndarray, cnt: np.ndarray
+) -> np.ndarray:
+    """``x[pts[j]] . sum(x[labels == clus[j]]) / cnt[clus[j]]`` for each j, O((|pts| + members) D)."""
+    uc, inv = np.unique(clus, return_inverse=True)
+    pos = np.full(len(cnt), -1, dtype=np.int64)
+    pos[uc] = np.arange(len(uc))
+    members = np.flatnonzero(pos[labels] >= 0)
+    ind = sp.csr_matrix(
+        (np.ones(len(members), dtype=np.float32), (pos[labels[members]], members)),
+        shape=(len(uc), len(labels)),
+    )
+    sums = np.asarray(ind @ x, dtype=np.float32)
+    dots = np.einsum("ij,ij->i", x[pts], sums[inv], dtype=np.float64)
+    return dots / cnt[clus]
