@@ -7,6 +7,7 @@ and with ``refine()``) next to ``auto`` on all faces, plus seconds per added fac
 of every batch.
 
     python benchmarks/bench_incremental.py [--batches 10] [--seed 0] [--refine-every 0]
+                                           [--placement average|nearest]
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ from faceclust.metrics import bcubed, pairwise  # noqa: E402
 ROOT = Path("/work/shared/data/lfw")
 
 
-def run(model: str, batches: int, seed: int, refine_every: int) -> dict:
+def run(model: str, batches: int, seed: int, refine_every: int,
+        placement: str = "average") -> dict:
     x = np.load(ROOT / f"{model}_features.npy").astype(np.float32)
     y = np.loadtxt(ROOT / "labels.meta", dtype=np.int64)
     perm = np.random.default_rng(seed).permutation(len(x))
@@ -36,7 +38,7 @@ def run(model: str, batches: int, seed: int, refine_every: int) -> dict:
     full = METHODS["auto"]().fit(x)
     t_full = time.perf_counter() - t0
     parts = np.array_split(np.arange(len(x)), batches)
-    inc = METHODS["incremental"](refine_every=refine_every or None)
+    inc = METHODS["incremental"](refine_every=refine_every or None, placement=placement)
     t0 = time.perf_counter()
     inc.fit(x[parts[0]])
     t_first = time.perf_counter() - t0
@@ -55,7 +57,7 @@ def run(model: str, batches: int, seed: int, refine_every: int) -> dict:
     f_full = (pairwise(y, full.labels_)[2], bcubed(y, full.labels_)[2])
     return {
         "model": model, "n": len(x), "batches": batches, "seed": seed,
-        "refine_every": refine_every,
+        "refine_every": refine_every, "placement": placement,
         "auto_all_F_pair_bcubed": [round(v, 4) for v in f_full], "auto_all_seconds": round(t_full, 2),
         "threshold_auto_all": round(full.threshold_, 4), "threshold_incremental_final": round(inc.threshold_, 4),
         "incremental_F_pair_bcubed": [round(v, 4) for v in f_inc],
@@ -73,9 +75,10 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--refine-every", type=int, default=0)
     ap.add_argument("--models", default="arcface512,dlib128")
+    ap.add_argument("--placement", default="average", choices=["average", "nearest"])
     a = ap.parse_args()
     for m in a.models.split(","):
-        print(json.dumps(run(m, a.batches, a.seed, a.refine_every)))
+        print(json.dumps(run(m, a.batches, a.seed, a.refine_every, a.placement)))
 
 
 if __name__ == "__main__":

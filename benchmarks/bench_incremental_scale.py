@@ -7,6 +7,7 @@ not re-run), then ``--batches`` batches are added with ``partial_fit`` and one
 ``refine()`` follows. Prints one JSON line.
 
     python benchmarks/bench_incremental_scale.py --n 200000 [--added 10000] [--batches 5]
+                                                 [--auto-all]
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ def main() -> None:
     ap.add_argument("--dim", type=int, default=128)
     ap.add_argument("--added", type=int, default=10_000)
     ap.add_argument("--batches", type=int, default=5)
+    ap.add_argument("--auto-all", action="store_true",
+                    help="also run auto on all N faces at once, for comparison")
     a = ap.parse_args()
     x, y = make_faces(a.n, max(2, a.n // 67), a.dim, seed=0)
     perm = np.random.default_rng(0).permutation(a.n)
@@ -54,6 +57,7 @@ def main() -> None:
             inc.partial_fit(x[b])
             per_face.append((time.perf_counter() - t0) / len(b))
             print(f"batch of {len(b)}: {1000 * per_face[-1]:.3f} ms per face", flush=True)
+        f_before = [round(pairwise(y, inc.labels_)[2], 4), round(bcubed(y, inc.labels_)[2], 4)]
         t0 = time.perf_counter()
         inc.refine()
         t_ref = time.perf_counter() - t0
@@ -61,9 +65,16 @@ def main() -> None:
         "ms_per_added_face_per_batch": [round(1000 * v, 3) for v in per_face],
         "refine_seconds": round(t_ref, 2),
         "incremental_peak_rss_gb": round(u_inc.peak_rss_gb, 2),
+        "F_pair_bcubed_before_refine": f_before,
         "F_pair_bcubed_after": [round(pairwise(y, inc.labels_)[2], 4),
                                 round(bcubed(y, inc.labels_)[2], 4)],
     })
+    if a.auto_all:
+        t0 = time.perf_counter()
+        full = METHODS["auto"]().fit(x).labels_
+        out.update({"auto_all_seconds": round(time.perf_counter() - t0, 1),
+                    "auto_all_F_pair_bcubed": [round(pairwise(y, full)[2], 4),
+                                               round(bcubed(y, full)[2], 4)]})
     print(json.dumps(out))
 
 
