@@ -32,7 +32,7 @@ flags (``benchmarks/real_data_eval.py``, ``docs/real-data.md``).
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 from .._progress import progress
 from ..adaptive import (
@@ -63,6 +63,55 @@ def _best_partner(u, v, w, n):  # pragma: no cover - numba
             bw[b] = x
             best[b] = a
     return best
+
+
+@njit(cache=True, parallel=True)
+def _pair_dots(a, i, j):  # pragma: no cover - numba
+    """``a[i[p]] . a[j[p]]`` in float64 for each p, without gathering the rows."""
+    out = np.empty(len(i), dtype=np.float64)
+    d = a.shape[1]
+    for p in prange(len(i)):
+        ri = a[i[p]]
+        rj = a[j[p]]
+        acc = 0.0
+        for t in range(d):
+            acc += np.float64(ri[t]) * np.float64(rj[t])
+        out[p] = acc
+    return out
+
+
+@njit(cache=True)
+def _relink(u, v, w, remap, changed, n):  # pragma: no cover - numba
+    """One pass over the edges after a round of merges (``remap``: old -> new cluster id).
+
+    Returns the edges between two untouched clusters as they were (``u, v, w``)
+    and the keys ``lo * n + hi`` of the edges touching a cluster that merged
+    (duplicates included; their linkage must be recomputed). Edges inside a
+    merged cluster are dropped.
+    """
+    m = len(u)
+    ku = np.empty(m, dtype=np.int64)
+    kv = np.empty(m, dtype=np.int64)
+    kw = np.empty(m, dtype=w.dtype)
+    keys = np.empty(m, dtype=np.int64)
+    nk = 0
+    nc = 0
+    for e in range(m):
+        a = remap[u[e]]
+        b = remap[v[e]]
+        if a == b:
+            continue
+        if a > b:
+            a, b = b, a
+        if changed[a] or changed[b]:
+            keys[nc] = a * n + b
+            nc += 1
+        else:
+            ku[nk] = a
+            kv[nk] = b
+            kw[nk] = w[e]
+            nk += 1
+    return ku[:nk], kv[:nk], kw[:nk], keys[:nc]
 
 
 def centroid_average_linkage(
@@ -105,20 +154,17 @@ def centroid_average_linkage(
             remap = np.arange(n, dtype=np.int64)
             remap[m2] = m1
             root = remap[root]
-            nu, nv = remap[u], remap[v]
-            nu, nv = np.minimum(nu, nv), np.maximum(nu, nv)
-            live = nu != nv
-            nu, nv, link = nu[live], nv[live], link[live]
             changed = np.zeros(n, dtype=bool)
             changed[m1] = True
-            ch = changed[nu] | changed[nv]
-            key = np.unique(nu[ch] * n + nv[ch])
+            u, v, link, key = _relink(u, v, link, remap, changed, n)
+            key.sort()  # sort + neighbour test: much faster than np.unique's hashing here
+            key = key[np.concatenate(([True], key[1:] != key[:-1]))] if len(key) else key
             cu, cv = key // n, key % n
-            cl = np.einsum("ij,ij->i", sums[cu], sums[cv], dtype=np.float64) / (cnt[cu] * cnt[cv])
+            cl = _pair_dots(sums, cu, cv) / (cnt[cu] * cnt[cv])
             ok = cl >= threshold
-            u = np.concatenate([nu[~ch], cu[ok]])
-            v = np.concatenate([nv[~ch], cv[ok]])
-            link = np.concatenate([link[~ch], cl[ok]])
+            u = np.concatenate([u, cu[ok]])
+            v = np.concatenate([v, cv[ok]])
+            link = np.concatenate([link, cl[ok]])
             bar.update(1)
     return relabel(root)
 
