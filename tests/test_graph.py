@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 
 from faceclust.errors import InputError
-from faceclust.graph import UnionFind, connected_components, labels_from_clusters, relabel
+from faceclust.graph import (
+    UnionFind,
+    connected_components,
+    group_sums,
+    labels_from_clusters,
+    relabel,
+)
 
 
 def test_connected_components_with_isolated_nodes():
@@ -44,3 +50,19 @@ def test_union_find_matches_components():
     uf.union_many(src, dst)
     assert uf.labels().tolist() == connected_components(src, dst, 50).tolist()
     assert uf.union(0, 0) is False
+
+
+def test_group_sums_equals_add_at_and_checks_ids():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((500, 7)).astype(np.float32)
+    g = rng.integers(0, 40, size=500)
+    ref = np.zeros((43, 7))
+    np.add.at(ref, g, x)
+    out = group_sums(x, g, 43)
+    assert out.dtype == np.float64 and out.shape == (43, 7)
+    assert np.array_equal(out, ref)  # same order of additions: bit for bit
+    assert not out[40:].any()
+    with pytest.raises(InputError, match="group ids"):
+        group_sums(x, g, 10)
+    with pytest.raises(InputError, match="500 rows"):
+        group_sums(x, g[:3], 43)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.sparse as sp
+from numba import njit
 from scipy.sparse.csgraph import connected_components as _cc
 
 from .errors import InputError
@@ -52,6 +53,30 @@ def relabel(labels: np.ndarray) -> np.ndarray:
     rank = np.empty(len(first), dtype=np.int64)
     rank[np.argsort(first, kind="stable")] = np.arange(len(first))
     return rank[inverse.reshape(-1)]
+
+
+@njit(cache=True)
+def _scatter_add(x, groups, out):  # pragma: no cover - numba
+    for i in range(x.shape[0]):
+        g = groups[i]
+        for t in range(x.shape[1]):
+            out[g, t] += x[i, t]
+
+
+def group_sums(x: np.ndarray, groups: np.ndarray, n_groups: int) -> np.ndarray:
+    """``[n_groups, D]`` float64 sums of the rows of ``x`` per group id (0 <= id < n_groups).
+
+    Same values as ``np.add.at(out, groups, x)`` (rows added in order), compiled:
+    ``np.add.at`` costs seconds per million rows, this one pass O(N D).
+    """
+    groups = np.asarray(groups, dtype=np.int64)
+    if groups.shape != (x.shape[0],):
+        raise InputError(f"group_sums: {len(groups)} group ids for {x.shape[0]} rows")
+    if len(groups) and (groups.min() < 0 or groups.max() >= n_groups):
+        raise InputError(f"group_sums: group ids must lie in [0, {n_groups})")
+    out = np.zeros((n_groups, x.shape[1]), dtype=np.float64)
+    _scatter_add(np.ascontiguousarray(x), groups, out)
+    return out
 
 
 def labels_from_clusters(clusters: list[np.ndarray], n: int) -> np.ndarray:

@@ -36,6 +36,7 @@ import numpy as np
 
 from ._validation import check_features, check_labels
 from .errors import InputError, ParameterError
+from .graph import group_sums
 from .incremental import _search
 
 __all__ = ["cluster_sums", "confidence", "suggest_merges"]
@@ -45,8 +46,7 @@ def cluster_sums(x: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndar
     """``(ids, sums [C, D] float64, counts [C])`` of the clusters (negative labels excluded)."""
     keep = labels >= 0
     ids, inv = np.unique(labels[keep], return_inverse=True)
-    sums = np.zeros((len(ids), x.shape[1]), dtype=np.float64)
-    np.add.at(sums, inv, x[keep])
+    sums = group_sums(x[keep], inv, len(ids))
     return ids, sums, np.bincount(inv, minlength=len(ids)).astype(np.float64)
 
 

@@ -32,11 +32,11 @@ import numpy as np
 from .._validation import check_features
 from ..adaptive import estimate_scale, estimate_scale_deep
 from ..errors import InputError, ParameterError
-from ..graph import relabel
+from ..graph import group_sums, relabel
 from ..incremental import _search, assign_new
 from ..knn import KnnGraph, build_knn
 from ..stages.cluster_ops import attach_by_majority
-from ._auto import AutoClusterer, centroid_average_linkage, set_attach
+from ._auto import AutoClusterer, _best_partner, centroid_average_linkage, set_attach
 from ._base import BaseClusterer, _sklearn_check, check_param, register
 
 #: The threshold is re-estimated whenever the collection has grown by this factor.
@@ -393,8 +393,7 @@ class IncrementalClusterer(BaseClusterer):
 def _cluster_table(x: np.ndarray, labels: np.ndarray):
     """``(ids, inv, sums, counts)`` of the clusters of ``labels`` (all >= 0)."""
     ids, inv = np.unique(labels, return_inverse=True)
-    sums = np.zeros((len(ids), x.shape[1]), dtype=np.float64)
-    np.add.at(sums, inv, x)
+    sums = group_sums(x, inv, len(ids))
     return ids, inv, sums, np.bincount(inv).astype(np.float64)
 
 
@@ -447,8 +446,7 @@ def _merge_clusters(
     pos = np.searchsorted(ids, labels)
     pos = np.minimum(pos, m - 1)
     inside = ids[pos] == labels
-    sums = np.zeros((m, x.shape[1]), dtype=np.float64)
-    np.add.at(sums, pos[inside], x[inside])
+    sums = group_sums(x[inside], pos[inside], m)
     cnt = np.bincount(pos[inside], minlength=m).astype(np.float64)
     root = np.arange(m)
     while len(u):
@@ -461,13 +459,8 @@ def _merge_clusters(
         u, v, link = u[keep], v[keep], link[keep]
         if not len(u):
             break
-        a, b, w = np.r_[u, v], np.r_[v, u], np.r_[link, link]
-        o = np.lexsort((b, -w, a))
-        a, b = a[o], b[o]
-        head = np.r_[True, a[1:] != a[:-1]]
-        best = np.full(m, -1)
-        best[a[head]] = b[head]
-        c = a[head]
+        best = _best_partner(u, v, link, m)
+        c = np.flatnonzero(best >= 0)
         mutual = (best[best[c]] == c) & (c < best[c])
         m1, m2 = c[mutual], best[c[mutual]]
         sums[m1] += sums[m2]

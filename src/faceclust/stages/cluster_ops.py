@@ -14,7 +14,7 @@ from numba import njit
 
 from .._progress import progress
 from ..errors import InputError, ParameterError
-from ..graph import relabel
+from ..graph import group_sums, relabel
 
 __all__ = ["attach_by_majority", "average_linkage", "chinese_whispers", "symmetric_csr"]
 
@@ -344,10 +344,6 @@ def _mean_cos_to_clusters(
     pos = np.full(len(cnt), -1, dtype=np.int64)
     pos[uc] = np.arange(len(uc))
     members = np.flatnonzero(pos[labels] >= 0)
-    ind = sp.csr_matrix(
-        (np.ones(len(members), dtype=np.float32), (pos[labels[members]], members)),
-        shape=(len(uc), len(labels)),
-    )
-    sums = np.asarray(ind @ x, dtype=np.float32)
-    dots = np.einsum("ij,ij->i", x[pts], sums[inv], dtype=np.float64)
+    sums = group_sums(x[members], pos[labels[members]], len(uc))
+    dots = np.einsum("ij,ij->i", x[pts].astype(np.float64), sums[inv])
     return dots / cnt[clus]

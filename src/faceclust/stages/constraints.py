@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import InputError, ParameterError
-from ..graph import connected_components
+from ..graph import connected_components, group_sums
 
 __all__ = ["Constraints", "apply_constraints", "as_constraints"]
 
@@ -139,8 +139,7 @@ def apply_constraints(
     ids = sums = cnt = None
     if len(viol) and x is not None and threshold is not None:
         ids, inv = np.unique(y, return_inverse=True)
-        sums = np.zeros((len(ids), x.shape[1]), dtype=np.float64)
-        np.add.at(sums, inv, x)
+        sums = group_sums(x, inv, len(ids))
         cnt = np.bincount(inv, minlength=len(ids)).astype(np.float64)
     for c in viol.tolist():
         members = np.flatnonzero(y == c)
