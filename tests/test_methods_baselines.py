@@ -300,3 +300,5 @@ def test_attach_by_majority_bad_input():
         attach_by_majority(labels, nbrs[:5], 0.0, x=x)
     with pytest.raises(InputError, match="nbr_sims"):
         attach_by_majority(labels, nbrs, 0.0)
+    with pytest.raises(ParameterError, match="share"):
+        attach_by_majority(labels, nbrs, 0.0, x=x, share=1.5)

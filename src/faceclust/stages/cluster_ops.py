@@ -278,14 +278,15 @@ def attach_by_majority(
     share: float = 0.5,
     chunk: int = 65536,
 ) -> np.ndarray:
-    """Singletons join the cluster that holds a strict majority of their neighbours.
+    """Singletons join the cluster that holds (at least ``share`` of) their neighbours.
 
     A point left alone by a threshold partition is either a stranger (a
     person photographed once) or a poor photo of a well-photographed person:
     both are below the merge threshold, but only the second has most of its
     nearest neighbours in **one** cluster. So a singleton ``i`` joins cluster
-    ``c`` when more than half of its valid neighbours ``nbr_ids[i]`` (self
-    excluded, ``-1`` = missing) lie in ``c`` (``|c| >= 2``) **and** its mean
+    ``c`` when more than half, and at least ``share``, of its valid neighbours
+    ``nbr_ids[i]`` (self excluded, ``-1`` = missing) lie in ``c`` (``|c| >= 2``)
+    **and** its mean
     cosine to ``c`` is at least ``min_sim``: over all members of ``c`` when the
     unit rows ``x`` are given (``x_i . S_c / |c|``, from the cluster sums), else
     over the neighbours in ``c`` (``nbr_sims``). Votes are read from the
@@ -299,6 +300,8 @@ def attach_by_majority(
     n = len(labels)
     if nbr_ids.ndim != 2 or nbr_ids.shape[0] != n:
         raise InputError(f"attach: nbr_ids must have shape ({n}, m), got {nbr_ids.shape}")
+    if not 0.0 <= share <= 1.0:
+        raise ParameterError(f"attach: share must be in [0, 1], got {share!r}")
     if x is None and (nbr_sims is None or np.shape(nbr_sims) != nbr_ids.shape):
         raise InputError("attach: give the unit rows x, or nbr_sims of the same shape as nbr_ids")
     cnt = np.bincount(labels, minlength=1)
