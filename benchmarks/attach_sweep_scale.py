@@ -18,13 +18,12 @@ import argparse
 import json
 import os
 import time
-from pathlib import Path
 
 import numpy as np
 
 os.environ.setdefault("FACECLUST_PROGRESS", "0")
 
-from faceclust.io import atomic_write, read_knn, read_labels  # noqa: E402
+from faceclust.io import read_knn, read_labels, write_text  # noqa: E402
 from faceclust.methods import AutoClusterer  # noqa: E402
 from faceclust.metrics import evaluate  # noqa: E402
 from faceclust.stages.cluster_ops import attach_by_majority  # noqa: E402
@@ -66,8 +65,7 @@ def main() -> None:
             print(f"share {share:.2f} attach {a:.2f}: {r['pairwise_f']:.4f} / {r['bcubed_f']:.4f} "
                   f"({r['n_clusters']} clusters)", flush=True)
     if args.json:
-        with atomic_write(Path(args.json), "w") as f:
-            f.write(json.dumps(out, indent=1) + "\n")
+        write_text(args.json, json.dumps(out, indent=1) + "\n")
         print(f"wrote {args.json}")
 
 

@@ -13,11 +13,11 @@ import argparse
 import json
 import os
 import platform
-from pathlib import Path
 
 import numpy as np
 
 from faceclust._resources import measure
+from faceclust.io import write_text
 from faceclust.knn import build_knn, knn_recall
 from faceclust.metrics import evaluate
 from faceclust.synth import make_faces
@@ -54,9 +54,7 @@ def main() -> None:
         m = evaluate(gt, pred)
     _report(results, "metrics", u, pairwise_f=m["pairwise_f"])
 
-    out = Path(args.json)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=2))
+    out = write_text(args.json, json.dumps(results, indent=2))
     print(f"wrote {out}")
 
 

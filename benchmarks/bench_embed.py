@@ -24,6 +24,7 @@ from pathlib import Path
 
 import psutil
 
+from faceclust.io import write_text
 from faceclust.photos import embed_folder
 
 LFW = Path(__file__).resolve().parents[2] / "shared" / "data" / "lfw"
@@ -106,9 +107,7 @@ def main() -> None:
         "load_average_1m": os.getloadavg()[0],
     }
     print(json.dumps(result, indent=1))
-    out = Path(args.json)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=1) + "\n")
+    write_text(args.json, json.dumps(result, indent=1) + "\n")
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from faceclust.io import atomic_write, read_labels
+from faceclust.io import read_labels, write_text
 from faceclust.metrics import evaluate
 
 
@@ -53,9 +53,7 @@ def main() -> None:
            "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20}
     print(json.dumps(res))
     out = Path(args.out) / f"bench_metrics_{Path(args.gt).stem}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_write(out, "w") as f:
-        f.write(json.dumps(res, indent=2) + "\n")
+    write_text(out, json.dumps(res, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -38,7 +38,7 @@ import numpy as np
 os.environ.setdefault("FACECLUST_PROGRESS", "0")
 
 from faceclust._resources import measure  # noqa: E402
-from faceclust.io import atomic_write, read_labels  # noqa: E402
+from faceclust.io import read_labels, write_text  # noqa: E402
 from faceclust.knn import build_knn, knn_recall  # noqa: E402
 from faceclust.metrics import evaluate  # noqa: E402
 
@@ -168,11 +168,7 @@ def main() -> None:
           f"end-to-end {res['end_to_end_s']:.1f} s  clustering {res['clustering_s']:.1f} s  "
           f"peak RSS {res['peak_rss_gb']:.2f} GB", flush=True)
 
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / f"{tag}.json"
-    with atomic_write(path, "w") as f:
-        f.write(json.dumps(res, indent=2) + "\n")
+    path = write_text(Path(args.out) / f"{tag}.json", json.dumps(res, indent=2) + "\n")
     print(f"wrote {path}")
 
 

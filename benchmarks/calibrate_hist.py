@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from faceclust.io import atomic_write
+from faceclust.io import write_text
 from faceclust.knn import build_knn
 from faceclust.synth import SynthConfig, make_faces
 
@@ -84,10 +84,7 @@ def main() -> None:
               f"{d['inter_mean']:.3f}±{d['inter_std']:.3f}  prec@1 {d['prec_at_k'][0]}  "
               f"prec@10 {d['prec_at_k'][9]}  prec@50 {d['prec_at_k'][49]}")
     res = {"bins": [round(float(b), 4) for b in BINS], "ks": KS, "seed": args.seed, "sets": sets}
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_write(out, "w") as f:
-        f.write(json.dumps(res) + "\n")
+    out = write_text(args.out, json.dumps(res) + "\n")
     print(f"wrote {out}")
 
 

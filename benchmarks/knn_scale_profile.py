@@ -25,7 +25,7 @@ import numpy as np
 
 os.environ.setdefault("FACECLUST_PROGRESS", "0")
 
-from faceclust.io import atomic_write  # noqa: E402
+from faceclust.io import write_text  # noqa: E402
 from faceclust.knn import _search_ivf_blas, ivf_blas_cells  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -62,11 +62,8 @@ def main() -> None:
         "time_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     print(json.dumps(res, indent=2), flush=True)
-    out = Path(a.out)
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / f"knn_profile_{prefix.name}.json"
-    with atomic_write(path, "w") as f:
-        f.write(json.dumps(res, indent=2) + "\n")
+    path = write_text(Path(a.out) / f"knn_profile_{prefix.name}.json",
+                      json.dumps(res, indent=2) + "\n")
     print(f"wrote {path}")
 
 

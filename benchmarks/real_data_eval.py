@@ -39,7 +39,7 @@ import numpy as np
 os.environ.setdefault("FACECLUST_PROGRESS", "0")
 
 from faceclust.bench import run_bench  # noqa: E402
-from faceclust.io import atomic_write  # noqa: E402
+from faceclust.io import write_text  # noqa: E402
 from faceclust.knn import build_knn  # noqa: E402
 from faceclust.methods import METHODS  # noqa: E402
 from faceclust.metrics import evaluate  # noqa: E402
@@ -285,12 +285,6 @@ def markdown(results: dict, names: list[str], command: str, swept: dict | None =
     return "\n".join(lines)
 
 
-def _write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_write(path, "w") as f:
-        f.write(text)
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--out", default=str(ROOT / "docs" / "real-data.md"))
@@ -313,8 +307,8 @@ def main() -> None:
         results["_attach_sweep"] = swept
     command = "python benchmarks/real_data_eval.py " + " ".join(sys.argv[1:])
     table = {d: r for d, r in results.items() if not d.startswith("_")}
-    _write_text(Path(args.out), markdown(table, names, command.strip(), swept))
-    _write_text(Path(args.json), json.dumps(results, indent=1, default=float))
+    write_text(Path(args.out), markdown(table, names, command.strip(), swept))
+    write_text(Path(args.json), json.dumps(results, indent=1, default=float))
     print(f"wrote {args.out} and {args.json}")
 
 

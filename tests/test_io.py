@@ -20,6 +20,7 @@ from faceclust.io import (
     write_features,
     write_knn,
     write_labels,
+    write_text,
 )
 from faceclust.knn import KnnGraph, _noncanonical_rows, build_knn
 
@@ -482,3 +483,12 @@ def test_knn_read_fixes_only_bad_blocks_equals_from_search(tmp_path):
     np.testing.assert_array_equal(got.ids, ref.ids)
     np.testing.assert_array_equal(got.sims, ref.sims)
     np.testing.assert_array_equal(got.ids[2100], g.ids[2100])
+
+
+def test_write_text_creates_parents_and_replaces(tmp_path):
+    path = tmp_path / "a" / "b" / "r.json"
+    assert write_text(path, "one\n") == path
+    assert path.read_text() == "one\n"
+    write_text(str(path), "two")
+    assert path.read_text() == "two"
+    assert sorted(p.name for p in path.parent.iterdir()) == ["r.json"]  # no temporary left

@@ -260,15 +260,11 @@ def run_bench(
 
 def write_report(report: BenchReport, out_dir: str | Path) -> tuple[Path, Path]:
     """Write ``bench.md`` and ``bench.json`` into ``out_dir`` (created if missing), atomically."""
-    from .io import atomic_write
+    from .io import write_text
 
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise InputError(f"{out}: --out must be a directory, found a file")
-    out.mkdir(parents=True, exist_ok=True)
-    md, js = out / "bench.md", out / "bench.json"
-    with atomic_write(md, "w") as f:
-        f.write(report.to_markdown())
-    with atomic_write(js, "w") as f:
-        f.write(report.to_json())
-    return md, js
+    return write_text(out / "bench.md", report.to_markdown()), write_text(
+        out / "bench.json", report.to_json()
+    )

@@ -94,6 +94,16 @@ def atomic_write(path: PathLike, mode: str = "wb") -> Iterator[IO]:
         raise
 
 
+def write_text(path: PathLike, text: str) -> Path:
+    """Write ``text`` to ``path`` atomically (:func:`atomic_write`), creating missing parent
+    directories; for result files (JSON, Markdown) of the CLI and the benchmarks."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_write(path, "w") as f:
+        f.write(text)
+    return path
+
+
 def check_output_path(out: PathLike, inputs: Iterable[PathLike | None] = ()) -> Path:
     """Check that ``out`` can be written: its directory exists and it is none of ``inputs``.
 
