@@ -116,14 +116,14 @@ def oracle(graph, y: np.ndarray, k: int = 10) -> dict:
     return best
 
 
-def run(names: list[str], data: dict, log) -> dict:
+def run(names: list[str], data: dict, graphs: dict, log) -> dict:
     """Each data set through ``faceclust bench``'s runner (:func:`faceclust.bench.run_bench`,
     one shared exact k = 80 graph, as ``faceclust bench FEATURES --gt LABELS`` builds), plus
     the labelled oracle."""
     results: dict = {}
     methods = [m for m in names if m in METHODS]
     for dname, (x, y) in data.items():
-        graph = build_knn(x, k=min(80, len(x) - 1))
+        graph = graphs[dname]
         res: dict = {"n": int(len(x)), "ids": int(len(np.unique(y)))}
         report = run_bench(x, y, methods, knn=graph, name=dname, progress_bar=False)
         for r in report.results:
@@ -154,13 +154,13 @@ def run(names: list[str], data: dict, log) -> dict:
 SWEEP = [(None, None)] + [(s, a) for s in (0.6, 0.75, 0.9, 1.0) for a in (0.0, 0.05, 0.1, 0.15)]
 
 
-def sweep(data: dict, log) -> dict:
+def sweep(data: dict, graphs: dict, log) -> dict:
     """``auto`` with each attachment setting of :data:`SWEEP` on every data set."""
     from faceclust.methods import AutoClusterer
 
     out: dict = {}
     for dname, (x, y) in data.items():
-        graph = build_knn(x, k=min(80, len(x) - 1))
+        graph = graphs[dname]
         rows = {}
         for share, attach in SWEEP:
             model = AutoClusterer(attach=attach, attach_share=share or 0.9)
@@ -301,8 +301,9 @@ def main() -> None:
              ["auto"] + sorted(n for n in METHODS if n not in SKIP and n != "auto") + ["oracle"])
     data = datasets(_data_root(), synth=not args.no_synth, halves=args.halves,
                     more_synth=args.more_synth)
-    results = run(names, data, lambda s: print(s, flush=True))
-    swept = sweep(data, lambda s: print(s, flush=True)) if args.sweep else None
+    graphs = {d: build_knn(x, k=min(80, len(x) - 1)) for d, (x, _) in data.items()}
+    results = run(names, data, graphs, lambda s: print(s, flush=True))
+    swept = sweep(data, graphs, lambda s: print(s, flush=True)) if args.sweep else None
     if swept:
         results["_attach_sweep"] = swept
     command = "python benchmarks/real_data_eval.py " + " ".join(sys.argv[1:])
