@@ -23,7 +23,8 @@ import numpy as np
 
 os.environ.setdefault("FACECLUST_PROGRESS", "0")
 
-from faceclust.io import read_knn, read_labels, write_text  # noqa: E402
+from faceclust.fsutil import write_text  # noqa: E402
+from faceclust.io import read_knn, read_labels  # noqa: E402
 from faceclust.methods import AutoClusterer  # noqa: E402
 from faceclust.metrics import evaluate  # noqa: E402
 from faceclust.stages.cluster_ops import attach_by_majority  # noqa: E402

@@ -17,7 +17,7 @@ import platform
 import numpy as np
 
 from faceclust._resources import measure
-from faceclust.io import write_text
+from faceclust.fsutil import write_text
 from faceclust.knn import build_knn, knn_recall
 from faceclust.metrics import evaluate
 from faceclust.synth import make_faces

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import psutil
 
-from faceclust.io import write_text
+from faceclust.fsutil import write_text
 from faceclust.photos import embed_folder
 
 LFW = Path(__file__).resolve().parents[2] / "shared" / "data" / "lfw"

@@ -20,7 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from faceclust.io import read_labels, write_text
+from faceclust.fsutil import write_text
+from faceclust.io import read_labels
 from faceclust.metrics import evaluate
 
 

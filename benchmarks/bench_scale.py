@@ -38,7 +38,8 @@ import numpy as np
 os.environ.setdefault("FACECLUST_PROGRESS", "0")
 
 from faceclust._resources import measure  # noqa: E402
-from faceclust.io import read_labels, write_text  # noqa: E402
+from faceclust.fsutil import write_text  # noqa: E402
+from faceclust.io import read_labels  # noqa: E402
 from faceclust.knn import build_knn, knn_recall  # noqa: E402
 from faceclust.metrics import evaluate  # noqa: E402
 

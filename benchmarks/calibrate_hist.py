@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from faceclust.io import write_text
+from faceclust.fsutil import write_text
 from faceclust.knn import build_knn
 from faceclust.synth import SynthConfig, make_faces
 

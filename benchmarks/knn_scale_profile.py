@@ -25,7 +25,7 @@ import numpy as np
 
 os.environ.setdefault("FACECLUST_PROGRESS", "0")
 
-from faceclust.io import write_text  # noqa: E402
+from faceclust.fsutil import write_text  # noqa: E402
 from faceclust.knn import _search_ivf_blas, ivf_blas_cells  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"

@@ -39,7 +39,7 @@ import numpy as np
 os.environ.setdefault("FACECLUST_PROGRESS", "0")
 
 from faceclust.bench import run_bench  # noqa: E402
-from faceclust.io import write_text  # noqa: E402
+from faceclust.fsutil import write_text  # noqa: E402
 from faceclust.knn import build_knn  # noqa: E402
 from faceclust.methods import METHODS  # noqa: E402
 from faceclust.metrics import evaluate  # noqa: E402

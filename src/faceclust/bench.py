@@ -32,6 +32,7 @@ import numpy as np
 from ._resources import measure
 from ._validation import check_features, check_labels
 from .errors import InputError, ParameterError
+from .fsutil import write_text
 from .knn import KnnGraph, build_knn
 from .methods import METHODS, BaseClusterer, make_method
 
@@ -260,8 +261,6 @@ def run_bench(
 
 def write_report(report: BenchReport, out_dir: str | Path) -> tuple[Path, Path]:
     """Write ``bench.md`` and ``bench.json`` into ``out_dir`` (created if missing), atomically."""
-    from .io import write_text
-
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise InputError(f"{out}: --out must be a directory, found a file")

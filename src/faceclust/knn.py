@@ -34,6 +34,7 @@ from numba import njit, prange
 from ._progress import progress
 from ._validation import check_features, check_k
 from .errors import InputError, ParameterError
+from .fsutil import atomic_write
 
 IndexKind = Literal["auto", "flat", "ivf", "ivf-blas", "hnsw", "numpy"]
 INDEX_KINDS: tuple[str, ...] = ("auto", "flat", "ivf", "ivf-blas", "hnsw", "numpy")
@@ -362,8 +363,6 @@ def build_knn(
         meta["steps"] = {name: round(sec, 3) for name, sec in steps.items()}
     graph = KnnGraph.from_search(ids, sims, meta)
     if cache_path is not None:
-        from .io import atomic_write  # io imports this module
-
         cache_path.parent.mkdir(parents=True, exist_ok=True)
         with atomic_write(cache_path) as f:
             np.savez(f, ids=graph.ids, sims=graph.sims, params=json.dumps(params))

@@ -19,6 +19,7 @@ import math
 from pathlib import Path
 
 from .errors import FaceclustError, InputError
+from .fsutil import atomic_write
 
 __all__ = ["TARGETS", "load_results", "render_markdown", "write_report"]
 
@@ -356,8 +357,6 @@ def _plt():
 
 
 def _save(fig, path: Path) -> None:
-    from .io import atomic_write
-
     with atomic_write(path) as f:
         fig.savefig(f, format="png", dpi=80, bbox_inches="tight")
 
@@ -485,8 +484,6 @@ def write_report(
     command: str = "",
 ) -> list[Path]:
     """Write ``out_dir/md_name`` and ``out_dir/img_dir/*.png`` from ``results_dir``; return their paths."""
-    from .io import atomic_write
-
     res = load_results(results_dir)
     out = Path(out_dir)
     if out.exists() and not out.is_dir():

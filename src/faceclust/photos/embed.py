@@ -36,6 +36,7 @@ import numpy as np
 
 from .._progress import progress
 from ..errors import InputError, ParameterError
+from ..fsutil import write_file
 from .backend import FaceBackend, get_backend
 
 FORMAT_VERSION = 1
@@ -89,15 +90,6 @@ def _sidecar(path: Path) -> Path:
     return path.with_name(path.name + ".json")
 
 
-def _atomic_write(path: Path, write) -> None:
-    """Call ``write(fileobj)`` on a temp file beside ``path``, then rename it over ``path``."""
-    from ..io import atomic_write
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_write(path) as fh:
-        write(fh)
-
-
 def write_faces(table: FaceTable, out: str | os.PathLike) -> Path:
     """Write ``table`` to ``out`` (npz, atomically) plus the readable ``out.json`` sidecar."""
     out = Path(out)
@@ -118,8 +110,8 @@ def write_faces(table: FaceTable, out: str | os.PathLike) -> Path:
         "scores": table.scores,
         "meta": np.array(meta_json),
     }
-    _atomic_write(out, lambda fh: np.savez(fh, **arrays))
-    _atomic_write(_sidecar(out), lambda fh: fh.write(meta_json.encode()))
+    write_file(out, lambda fh: np.savez(fh, **arrays))
+    write_file(_sidecar(out), lambda fh: fh.write(meta_json.encode()))
     table.meta = meta
     return out
 
@@ -270,7 +262,7 @@ def _write_part(part_dir: Path, results: list[tuple]) -> None:
     }
     existing = [int(p.stem.split("-")[1]) for p in part_dir.glob("part-*.npz")]
     name = part_dir / f"part-{(max(existing) + 1) if existing else 0:06d}.npz"
-    _atomic_write(name, lambda fh: np.savez(fh, **arrays))
+    write_file(name, lambda fh: np.savez(fh, **arrays))
 
 
 def _read_parts(part_dir: Path) -> list[dict[str, np.ndarray]]:
@@ -368,7 +360,7 @@ def embed_folder(
             )
     else:
         part_dir.mkdir(parents=True)
-        _atomic_write(part_dir / "run.json", lambda fh: fh.write(json.dumps(run_config).encode()))
+        write_file(part_dir / "run.json", lambda fh: fh.write(json.dumps(run_config).encode()))
 
     done = set()
     for part in _read_parts(part_dir):

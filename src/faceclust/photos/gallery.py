@@ -25,7 +25,8 @@ import numpy as np
 from .._progress import progress
 from .._validation import check_labels
 from ..errors import InputError, ParameterError
-from .embed import FaceTable, _atomic_write, read_faces
+from ..fsutil import write_file
+from .embed import FaceTable, read_faces
 
 _CSS = """
 body{font-family:system-ui,sans-serif;margin:16px;background:#fafafa;color:#222}
@@ -270,7 +271,7 @@ def build_gallery(
             + "\n".join(body)
             + "</body></html>\n"
         )
-        _atomic_write(out / page_names[p], lambda fh, d=doc: fh.write(d.encode()))
+        write_file(out / page_names[p], lambda fh, d=doc: fh.write(d.encode()))
     for stale in out.glob("page-*.html"):  # pages left from a larger earlier gallery
         if stale.name not in page_names:
             stale.unlink()
