@@ -340,8 +340,8 @@ def test_knn_fc_eser_sims_and_dists_autodetect(tmp_path):
 def test_knn_autodetect_without_self_uses_row_order():
     ids = np.array([[1, 2], [0, 2], [0, 1]])
     ascending = np.array([[0.3, 0.5], [0.3, 0.4], [0.4, 0.5]], np.float32)
-    assert fio._decide_kind(ids, ascending, "auto", "sim", Path("x")) == "dist"
-    assert fio._decide_kind(ids, 1 - ascending, "auto", "dist", Path("x")) == "sim"
+    assert fio.knn._decide_kind(ids, ascending, "auto", "sim", Path("x")) == "dist"
+    assert fio.knn._decide_kind(ids, 1 - ascending, "auto", "dist", Path("x")) == "sim"
 
 
 def test_knn_ijbb_requires_features(tmp_path):
@@ -398,7 +398,7 @@ def test_atomic_write_failure_keeps_old_file(tmp_path, monkeypatch):
         f.write(b"half written garbage")
         raise OSError("disk full")
 
-    monkeypatch.setattr(fio.np, "save", boom)
+    monkeypatch.setattr(fio.features.np, "save", boom)
     with pytest.raises(OSError, match="disk full"):
         write_features(p, _unit(50, 3))
     assert p.read_bytes() == before
