@@ -293,29 +293,28 @@ def test_gcn_ve_deterministic(trained):
     assert np.array_equal(a, b)
 
 
-def test_cli_train_and_cluster(tmp_path):
+def test_cli_train_gcn_ve_one_command_and_reuse(tmp_path):
+    """gcn-ve trains both networks in one call; gcn_v=DIR reuses a trained GCN-V."""
     x, y = _clusters(n_per=20, n_clusters=3, seed=2)
     np.save(tmp_path / "x.npy", x)
     (tmp_path / "y.meta").write_text("\n".join(map(str, y)) + "\n")
-    model = tmp_path / "model"
     runner = CliRunner()
-    common = [str(tmp_path / "x.npy"), str(tmp_path / "y.meta"), "--out", str(model)]
-    r = runner.invoke(main, ["train", "--method", "gcn-v", *common,
-                             "--set", "k=10", "--set", "steps=30", "--set", "hidden_dim=16",
-                             "--set", "mlp_dim=16", "--seed", "3"])
+    common = [str(tmp_path / "x.npy"), str(tmp_path / "y.meta")]
+    small = ["--set", "k=10", "--set", "steps=30", "--set", "hidden_dim=16", "--set", "mlp_dim=16",
+             "--set", "tau_folds=0"]
+    r = runner.invoke(main, ["train", "--method", "gcn-v", *common, "--out", str(tmp_path / "v"),
+                             *small, "--seed", "3"])
     assert r.exit_code == 0, r.output
-    r = runner.invoke(main, ["train", "--method", "gcn-e", *common, "--set", "k=15",
-                             "--set", "epochs=1", "--set", "dims=[16,16]", "--set", "mlp_dim=8"])
+    r = runner.invoke(main, ["train", "--method", "gcn-ve", *common, "--out", str(tmp_path / "ve"),
+                             "--set", f"gcn_v={tmp_path / 'v'}", "--set", "e_k=15",
+                             "--set", "e_epochs=1", "--set", "e_dims=[16,16]",
+                             "--set", "e_mlp_dim=8", "--set", "e_cross_fit=0"])
     assert r.exit_code == 0, r.output
-    assert (model / "gcn_v.safetensors").is_file() and (model / "gcn_e.json").is_file()
-    r = runner.invoke(main, ["cluster", str(tmp_path / "x.npy"), "--method", "gcn-ve",
-                             "--model", str(model), "--set", "tau=0.7",
-                             "--out", str(tmp_path / "pred.meta")])
-    assert r.exit_code == 0, r.output
-    pred = np.loadtxt(tmp_path / "pred.meta", dtype=int)
-    assert len(pred) == len(x)
-    r = runner.invoke(main, ["train", "--method", "infomap", *common])
-    assert r.exit_code == 2 and "cannot train" in r.output
-    r = runner.invoke(main, ["train", "--method", "gcn-e", str(tmp_path / "x.npy"),
-                             str(tmp_path / "y.meta"), "--out", str(tmp_path / "empty")])
+    a, _ = load_gcn_v(tmp_path / "v")
+    b, _ = load_gcn_v(tmp_path / "ve")  # copied, not retrained
+    assert all(torch.equal(a.state_dict()[n], b.state_dict()[n]) for n in a.state_dict())
+    info = json.loads((tmp_path / "ve" / "training.json").read_text())
+    assert info["method"] == "gcn-ve" and info["params"]["e_k"] == 15
+    r = runner.invoke(main, ["train", "--method", "gcn-ve", *common, "--out", str(tmp_path / "x2"),
+                             "--set", f"gcn_v={tmp_path / 'missing'}"])
     assert r.exit_code == 2 and "GCN-V" in r.output

@@ -89,10 +89,12 @@ def _print_metrics(metrics: dict, *, as_json: bool) -> None:
 # ----------------------------------------------------------------- commands
 @main.command("methods")
 def methods_cmd() -> None:
-    """List the available clustering methods, one line each."""
+    """List the available clustering methods, one line each; [needs model]: supervised,
+    train one with `faceclust train --method NAME` and pass it with --model."""
     for name in sorted(METHODS):
         doc = (METHODS[name].__doc__ or "").strip().splitlines()
-        click.echo(f"{name:<18} {doc[0] if doc else ''}")
+        mark = "[needs model] " if getattr(METHODS[name], "needs_model", False) else ""
+        click.echo(f"{name:<18} {mark}{doc[0] if doc else ''}")
 
 
 @main.command("knn")
@@ -170,6 +172,11 @@ def cluster_cmd(features, method, preset, knn_path, dim, settings, model, gt, ex
         params["model"] = model
     est = make_method(method, params)
     x = load_features(features, dim)
+    if getattr(type(est), "needs_model", False) and params.get("model") is not None:
+        from ..methods._modeldir import check_input
+
+        for warning in check_input(str(params["model"]), x):
+            click.echo(f"faceclust: warning: {warning}", err=True)
     knn: KnnGraph | None = io.read_knn(knn_path, n=x.shape[0]) if knn_path else None
     gt_labels = io.read_labels(gt, n=x.shape[0]) if gt else None
     constraints = None

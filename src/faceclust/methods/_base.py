@@ -73,6 +73,9 @@ class BaseClusterer(ClusterMixin, BaseEstimator):
     method_name: ClassVar[str] = ""
     #: True for methods that consume a kNN graph (they accept ``knn=``).
     uses_knn: ClassVar[bool] = True
+    #: True for supervised methods: they take ``model=DIR`` (made by :meth:`train`,
+    #: ``faceclust train``) and implement :meth:`train`.
+    needs_model: ClassVar[bool] = False
 
     labels_: np.ndarray
     stage_seconds_: dict[str, float]
@@ -125,6 +128,19 @@ class BaseClusterer(ClusterMixin, BaseEstimator):
         tags.input_tags.sparse = False
         tags.input_tags.allow_nan = False
         return tags
+
+    @classmethod
+    def train(cls, X: np.ndarray, labels: np.ndarray, out_dir: str, *, seed: int = 42,
+              **params: object) -> dict:
+        """Train what the method needs on ``X`` with identity ``labels``, save it in ``out_dir``.
+
+        Supervised methods (``needs_model = True``) override this: training
+        parameters are keyword arguments with defaults; safetensors + JSON are
+        written atomically into ``out_dir`` (created); the return value is a
+        JSON-able dict of what was used (params, losses, seconds).
+        ``faceclust train`` calls it and adds ``out_dir/training.json``.
+        """
+        raise ParameterError(f"method {cls.method_name!r} is not trained (it needs no model)")
 
     # ----------------------------------------------------- for subclasses
     def _validate_params(self) -> None:

@@ -285,6 +285,7 @@ class _GcnBase(BaseClusterer):
     model: str | None
     k: int | None
     min_sim: float | None
+    needs_model = True
 
     def _validate_common(self) -> None:
         if self.model is not None and not isinstance(self.model, str | os.PathLike):
@@ -354,6 +355,18 @@ class GcnV(_GcnBase):
         self.use_gcn_feat = use_gcn_feat
         self.k_feat = k_feat
 
+    @classmethod
+    def train(cls, X: np.ndarray, labels: np.ndarray, out_dir: str | os.PathLike, *,
+              seed: int = 42, k: int = 80, min_sim: float = 0.0, steps: int = 1000,
+              lr: float = 0.1, batch_size: int | None = 512, weight_decay: float = 1e-5,
+              hidden_dim: int = 512, mlp_dim: int = 512, select_tau: bool = True,
+              k_feat: int = 80, tau_folds: int = 2) -> dict[str, Any]:
+        """Train GCN-V (and choose ``tau_0``/``tau``) into ``out_dir``; see :func:`train_gcn_v_model`."""
+        return train_gcn_v_model(
+            X, labels, out_dir, seed=seed, k=k, min_sim=min_sim, steps=steps, lr=lr,
+            batch_size=batch_size, weight_decay=weight_decay, hidden_dim=hidden_dim,
+            mlp_dim=mlp_dim, select_tau=select_tau, k_feat=k_feat, tau_folds=tau_folds)
+
     def _validate_params(self) -> None:
         self._validate_common()
         if self.tau_0 is not None:
@@ -414,6 +427,36 @@ class GcnVE(_GcnBase):
         self.ignore_ratio = ignore_ratio
         self.tau = tau
         self.batch_size = batch_size
+
+    @classmethod
+    def train(cls, X: np.ndarray, labels: np.ndarray, out_dir: str | os.PathLike, *,
+              seed: int = 42, k: int = 80, min_sim: float = 0.0, steps: int = 1000,
+              lr: float = 0.1, batch_size: int | None = 512, weight_decay: float = 1e-5,
+              hidden_dim: int = 512, mlp_dim: int = 512, select_tau: bool = True,
+              k_feat: int = 80, tau_folds: int = 2, gcn_v: str | None = None,
+              e_k: int = 160, e_ignore_ratio: float = 0.7, e_epochs: int = 3,
+              e_batch_size: int = 32, e_optimizer: str = "adam", e_lr: float = 1e-3,
+              e_weight_decay: float = 1e-5, e_dims: tuple[int, ...] = (512, 512, 256, 256),
+              e_mlp_dim: int = 256, e_cross_fit: int = 2) -> dict[str, Any]:
+        """Train GCN-V, then GCN-E on top of it, both into ``out_dir`` (one directory serves
+        ``gcn-ve`` and ``gcn-v``).
+
+        Unprefixed parameters are GCN-V's (as ``gcn-v``'s :meth:`GcnV.train`),
+        ``e_*`` GCN-E's (:func:`train_gcn_e_model`). ``gcn_v=DIR`` reuses a
+        trained GCN-V (copied into ``out_dir``) instead of training one.
+        """
+        vmeta = None
+        if gcn_v is None:
+            vmeta = GcnV.train(
+                X, labels, out_dir, seed=seed, k=k, min_sim=min_sim, steps=steps, lr=lr,
+                batch_size=batch_size, weight_decay=weight_decay, hidden_dim=hidden_dim,
+                mlp_dim=mlp_dim, select_tau=select_tau, k_feat=k_feat, tau_folds=tau_folds)
+        emeta = train_gcn_e_model(
+            X, labels, out_dir, seed=seed, gcn_v=gcn_v, k=e_k, ignore_ratio=e_ignore_ratio,
+            epochs=e_epochs, batch_size=e_batch_size, optimizer=e_optimizer, lr=e_lr,
+            weight_decay=e_weight_decay, dims=e_dims, mlp_dim=e_mlp_dim, cross_fit=e_cross_fit)
+        return {"gcn_v": vmeta if vmeta is not None else {"from": os.fspath(gcn_v)},
+                "gcn_e": emeta}
 
     def _validate_params(self) -> None:
         self._validate_common()
