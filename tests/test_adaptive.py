@@ -19,7 +19,6 @@ from faceclust.adaptive import (  # noqa: E402
 from faceclust.errors import InputError, ParameterError  # noqa: E402
 from faceclust.knn import build_knn  # noqa: E402
 from faceclust.methods import METHODS, AutoClusterer  # noqa: E402
-from faceclust.methods._auto import centroid_average_linkage  # noqa: E402
 from faceclust.metrics import evaluate  # noqa: E402
 from faceclust.synth import SynthConfig, make_faces  # noqa: E402
 
@@ -126,18 +125,6 @@ def test_centred_graph_sims_match_direct_computation():
     xc /= np.linalg.norm(xc, axis=1, keepdims=True)
     direct = np.einsum("ij,ikj->ik", xc, xc[g.ids])
     np.testing.assert_allclose(centred_graph_sims(g, x, mean), direct, atol=1e-5)
-
-
-def test_centroid_average_linkage_uses_all_pairs():
-    # a chain 0-1-2 where 0 and 2 are far apart: single linkage would join all three;
-    # average linkage joins {0, 1} (cos 0.8) and then needs mean(cos(0,2), cos(1,2)) >= th
-    ang = np.deg2rad([0.0, 36.87, 73.74])  # cos(0,1) = cos(1,2) = 0.8, cos(0,2) = 0.28
-    x = np.stack([np.cos(ang), np.sin(ang)], axis=1).astype(np.float32)
-    src, dst = np.array([0, 1]), np.array([1, 2])
-    sim = np.array([0.8, 0.8])
-    assert len(set(centroid_average_linkage(x, src, dst, sim, 0.75))) == 2
-    assert len(set(centroid_average_linkage(x, src, dst, sim, 0.5))) == 1  # (0.28+0.8)/2=0.54
-    assert len(set(centroid_average_linkage(x, src, dst, sim, 0.85))) == 3
 
 
 def test_graph_only_fit_and_registration(arc_dlib):

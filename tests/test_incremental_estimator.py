@@ -7,7 +7,7 @@ import pytest
 
 from faceclust.errors import InputError, ParameterError
 from faceclust.methods import METHODS
-from faceclust.methods._incremental import IncrementalClusterer, _merge_clusters
+from faceclust.methods._incremental import IncrementalClusterer
 from faceclust.metrics import pairwise
 
 
@@ -88,14 +88,6 @@ def test_refine_splits_a_wrong_join_and_merges_split_clusters():
     inc.refine()
     assert pairwise(good, inc.labels_)[2] == pytest.approx(1.0)
     assert inc.touched_ == set()
-
-
-def test_merge_clusters_exact_average_linkage():
-    # two clusters of two unit vectors each; mean pairwise cosine decides the merge
-    x = np.array([[1, 0], [1, 0], [0.6, 0.8], [0.6, 0.8]], dtype=np.float32)
-    labels = np.array([0, 0, 1, 1])
-    assert _merge_clusters(x, labels, np.array([0]), np.array([1]), 0.61).tolist() == [0, 0, 1, 1]
-    assert _merge_clusters(x, labels, np.array([0]), np.array([1]), 0.59).tolist() == [0, 0, 0, 0]
 
 
 def test_nearest_placement_and_reestimate_options():

@@ -384,3 +384,13 @@ def decide_centring(
     cvals = cs[np.isfinite(cs)].astype(np.float64)
     sep_c = float(two_modes(cvals)["separation"]) if len(cvals) >= 10 else 0.0
     return bool(sep_c > CENTRE_MIN_GAIN * sep_raw), m2, sep_raw, sep_c
+
+
+def set_attach(est: ScaleEstimate, attach: float | None, share: float, neighbours: int) -> None:
+    """Fill ``est``'s attachment step: floor ``attach`` of the way between its two modes."""
+    if attach is None or not np.isfinite(est.threshold):
+        est.attach_threshold = est.attach_share = est.attach_neighbours = None
+        return
+    est.attach_threshold = float(est.impostor_mode + attach * (est.genuine_mode - est.impostor_mode))
+    est.attach_share = float(share)
+    est.attach_neighbours = int(neighbours)

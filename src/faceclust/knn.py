@@ -43,6 +43,7 @@ _NUMPY_MAX_N = 4096  # "auto" uses the numpy fallback up to this many points
 _FLAT_MAX_N = 100_000  # ... exact faiss search up to this many, ivf-blas beyond
 _QUERY_CHUNK = 16384  # query rows per faiss call (bounds result memory, drives progress)
 _SORT_CHUNK = 1 << 16
+_SEARCH_CHUNK = 4096  # query rows per faiss call in search_topk
 _IVF_TRAIN_PER_CELL = 20  # k-means sample per cell for "ivf-blas" (training is O(sample * nlist))
 
 
@@ -557,6 +558,25 @@ def _search_faiss(
             ids[start:stop] = i
             bar.update(stop - start)
     return ids, sims
+
+
+def search_topk(base: np.ndarray, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Exact top-``k`` inner-product neighbours of ``queries`` in ``base``: (sims, ids), sorted."""
+    k = min(k, len(base))
+    if len(base) * len(queries) <= 4_000_000:
+        s = queries @ base.T
+        ids = np.argsort(-s, axis=1, kind="stable")[:, :k]
+        return np.take_along_axis(s, ids, axis=1), ids
+    import faiss
+
+    index = faiss.IndexFlatIP(base.shape[1])
+    index.add(np.ascontiguousarray(base, dtype=np.float32))
+    sims = np.empty((len(queries), k), np.float32)
+    ids = np.empty((len(queries), k), np.int64)
+    for start in range(0, len(queries), _SEARCH_CHUNK):
+        s, i = index.search(np.ascontiguousarray(queries[start : start + _SEARCH_CHUNK]), k)
+        sims[start : start + len(s)], ids[start : start + len(s)] = s, i
+    return sims, ids
 
 
 def knn_recall(

@@ -37,7 +37,7 @@ import numpy as np
 from ._validation import check_features, check_labels
 from .errors import InputError, ParameterError
 from .graph import group_sums
-from .incremental import _search
+from .knn import search_topk
 
 __all__ = ["cluster_sums", "confidence", "suggest_merges"]
 
@@ -105,7 +105,7 @@ def confidence(
     size = cnt[own]
     s_own = np.einsum("ij,ij->i", x, sums[own]) - 1.0  # minus self (unit rows)
     a = np.where(size > 1, s_own / np.maximum(size - 1, 1), threshold)
-    _, nn = _search(x, x, min(k + 1, len(x)))
+    _, nn = search_topk(x, x, min(k + 1, len(x)))
     cand = own[nn]  # clusters of the neighbours
     n, kk = cand.shape
     other = cand != own[:, None]
@@ -133,7 +133,7 @@ def suggest_merges(
     x, y = _prepare(features, labels, k)
     ids, sums, cnt = cluster_sums(x, y)
     c = np.searchsorted(ids, y)
-    _, nn = _search(x, x, min(k + 1, len(x)))
+    _, nn = search_topk(x, x, min(k + 1, len(x)))
     ca = np.repeat(c, nn.shape[1])
     cb = c[nn.ravel()]
     ok = ca != cb

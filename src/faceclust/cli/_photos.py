@@ -176,8 +176,8 @@ def add_cmd(faces_old, labels_old, new, out, labels_out, threshold, detector, up
     stored in FACES_OLD, so the embeddings are comparable.
     """
     from .. import io
-    from ..incremental import assign_new, derive_threshold
     from ..photos import embed_folder, is_faces_file, read_faces, write_faces
+    from ..stages.placement import assign_new, derive_threshold
 
     out_path = _check_faces_out(out)
     inputs = [faces_old, labels_old, new]

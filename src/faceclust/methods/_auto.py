@@ -32,151 +32,20 @@ flags (``benchmarks/real_data_eval.py``, ``docs/real-data.md``).
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
 
-from .._progress import progress
 from ..adaptive import (
     ScaleEstimate,
     centred_graph_sims,
     decide_centring,
     estimate_scale,
     estimate_scale_deep,
+    set_attach,
 )
 from ..errors import ParameterError
-from ..graph import relabel
 from ..knn import KnnGraph, build_knn
 from ..stages.cluster_ops import attach_by_majority, average_linkage
+from ..stages.linkage import centroid_average_linkage
 from ._base import BaseClusterer, check_param, register
-
-
-@njit(cache=True)
-def _best_partner(u, v, w, n):  # pragma: no cover - numba
-    """Per node: the other end of its heaviest edge (ties: smallest id), -1 if it has none."""
-    best = np.full(n, -1, dtype=np.int64)
-    bw = np.full(n, -np.inf)
-    for e in range(len(u)):
-        a, b, x = u[e], v[e], w[e]
-        if x > bw[a] or (x == bw[a] and b < best[a]):
-            bw[a] = x
-            best[a] = b
-        if x > bw[b] or (x == bw[b] and a < best[b]):
-            bw[b] = x
-            best[b] = a
-    return best
-
-
-@njit(cache=True, parallel=True)
-def _pair_dots(a, i, j):  # pragma: no cover - numba
-    """``a[i[p]] . a[j[p]]`` in float64 for each p, without gathering the rows."""
-    out = np.empty(len(i), dtype=np.float64)
-    d = a.shape[1]
-    for p in prange(len(i)):
-        ri = a[i[p]]
-        rj = a[j[p]]
-        acc = 0.0
-        for t in range(d):
-            acc += np.float64(ri[t]) * np.float64(rj[t])
-        out[p] = acc
-    return out
-
-
-@njit(cache=True)
-def _relink(u, v, w, remap, changed, n):  # pragma: no cover - numba
-    """One pass over the edges after a round of merges (``remap``: old -> new cluster id).
-
-    Returns the edges between two untouched clusters as they were (``u, v, w``)
-    and the keys ``lo * n + hi`` of the edges touching a cluster that merged
-    (duplicates included; their linkage must be recomputed). Edges inside a
-    merged cluster are dropped.
-    """
-    m = len(u)
-    ku = np.empty(m, dtype=np.int64)
-    kv = np.empty(m, dtype=np.int64)
-    kw = np.empty(m, dtype=w.dtype)
-    keys = np.empty(m, dtype=np.int64)
-    nk = 0
-    nc = 0
-    for e in range(m):
-        a = remap[u[e]]
-        b = remap[v[e]]
-        if a == b:
-            continue
-        if a > b:
-            a, b = b, a
-        if changed[a] or changed[b]:
-            keys[nc] = a * n + b
-            nc += 1
-        else:
-            ku[nk] = a
-            kv[nk] = b
-            kw[nk] = w[e]
-            nk += 1
-    return ku[:nk], kv[:nk], kw[:nk], keys[:nc]
-
-
-def centroid_average_linkage(
-    x: np.ndarray,
-    src: np.ndarray,
-    dst: np.ndarray,
-    sim: np.ndarray,
-    threshold: float,
-    *,
-    progress_bar: bool | None = None,
-) -> np.ndarray:
-    """Exact average-linkage (cosine) clusters of unit rows ``x``, merges along the given edges.
-
-    Clusters A, B may merge only when some edge joins them; their similarity
-    is the mean cosine over all ``|A| |B|`` member pairs, ``S_A . S_B / (|A||B|)``.
-    Merging stops when no joined pair reaches ``threshold``. ``sim`` are the
-    edges' point similarities (the first round's linkages). Memory O(N D + E).
-    """
-    n = x.shape[0]
-    u = np.minimum(src, dst).astype(np.int64)
-    v = np.maximum(src, dst).astype(np.int64)
-    keep = (u != v) & (sim >= threshold)
-    key, first = np.unique(u[keep] * n + v[keep], return_index=True)
-    u, v = key // n, key % n
-    link = np.asarray(sim, dtype=np.float64)[keep][first]
-    sums: np.ndarray | None = None  # cluster vector sums, made on the first merge
-    cnt = np.ones(n, dtype=np.float64)
-    root = np.arange(n, dtype=np.int64)  # point -> cluster id (a point id)
-    with progress(total=None, desc="auto: average linkage", enabled=progress_bar, unit="round") as bar:
-        while len(u):
-            best = _best_partner(u, v, link, n)
-            c = np.flatnonzero(best >= 0)
-            mutual = (best[best[c]] == c) & (c < best[c])
-            m1 = c[mutual]
-            m2 = best[m1]
-            if sums is None:
-                sums = np.array(x, dtype=np.float32, copy=True)
-            sums[m1] += sums[m2]
-            cnt[m1] += cnt[m2]
-            remap = np.arange(n, dtype=np.int64)
-            remap[m2] = m1
-            root = remap[root]
-            changed = np.zeros(n, dtype=bool)
-            changed[m1] = True
-            u, v, link, key = _relink(u, v, link, remap, changed, n)
-            key.sort()  # sort + neighbour test: much faster than np.unique's hashing here
-            key = key[np.concatenate(([True], key[1:] != key[:-1]))] if len(key) else key
-            cu, cv = key // n, key % n
-            cl = _pair_dots(sums, cu, cv) / (cnt[cu] * cnt[cv])
-            ok = cl >= threshold
-            u = np.concatenate([u, cu[ok]])
-            v = np.concatenate([v, cv[ok]])
-            link = np.concatenate([link, cl[ok]])
-            bar.update(1)
-    return relabel(root)
-
-
-def set_attach(est: ScaleEstimate, attach: float | None, share: float, neighbours: int) -> None:
-    """Fill ``est``'s attachment step: floor ``attach`` of the way between its two modes."""
-    if attach is None or not np.isfinite(est.threshold):
-        est.attach_threshold = est.attach_share = est.attach_neighbours = None
-        return
-    est.attach_threshold = float(est.impostor_mode + attach * (est.genuine_mode - est.impostor_mode))
-    est.attach_share = float(share)
-    est.attach_neighbours = int(neighbours)
 
 
 @register("auto")

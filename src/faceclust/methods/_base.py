@@ -93,7 +93,7 @@ class BaseClusterer(ClusterMixin, BaseEstimator):
         method through the repair stage :func:`~faceclust.stages.constraints.apply_constraints`.
         """
         self.stage_seconds_ = {}
-        x = None if X is None else check_features(_sklearn_check(X), source="X")
+        x = None if X is None else check_features(sklearn_check(X), source="X")
         if x is None and (knn is None or not self.uses_knn):
             raise InputError(f"{self.method_name}: features X are required")
         if x is not None and knn is not None and knn.n != x.shape[0]:
@@ -188,7 +188,7 @@ class BaseClusterer(ClusterMixin, BaseEstimator):
             return graph.permute(order), order
 
 
-def _sklearn_check(X: object) -> np.ndarray:
+def sklearn_check(X: object) -> np.ndarray:
     """scikit-learn's input checks (sparse, complex, object, empty, 1 feature) as InputError.
 
     Messages keep scikit-learn's wording (``"1 feature(s)"``, ``"Complex data not

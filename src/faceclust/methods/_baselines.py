@@ -8,12 +8,12 @@ scripts disagree, the class docstring says which one is used and why.
 from __future__ import annotations
 
 import numpy as np
-import scipy.sparse as sp
 
 from ..errors import ParameterError
 from ..graph import connected_components
 from ..knn import KnnGraph
 from ..stages.cluster_ops import average_linkage, chinese_whispers
+from ..stages.select import knn_distance_matrix
 from ._base import BaseClusterer, check_param, register
 
 #: FastHAC's cut height, Euclidean distance between unit vectors.
@@ -125,31 +125,11 @@ class KnnDbscan(BaseClusterer):
 
         graph = self._knn(x, knn, self.k)
         with self._stage("select"):
-            dist = _knn_distance_matrix(graph, float(self.eps))
+            dist = knn_distance_matrix(graph, float(self.eps))
         with self._stage("partition"):
             db = DBSCAN(eps=float(self.eps), min_samples=self.min_samples, metric="precomputed")
             labels = db.fit_predict(dist)
         return labels
-
-
-def _knn_distance_matrix(graph: KnnGraph, eps: float) -> sp.csr_matrix:
-    """Row i: cosine distances to i's kNN entries within ``eps`` (self removed), ascending.
-
-    Entries beyond eps are dropped up front: scikit-learn ignores them
-    anyway (its radius test is ``<= eps``), and dropping them keeps the
-    matrix small. Rows keep the kNN order (ascending distance), so
-    scikit-learn does not need to re-sort them; explicit zero distances
-    (duplicate points) stay stored entries.
-    """
-    dist = np.maximum(1.0 - graph.sims[:, 1:].astype(np.float64), 0.0)  # sims may round above 1
-    ids = graph.ids[:, 1:]
-    mask = (ids >= 0) & (dist <= eps)
-    counts = mask.sum(axis=1)
-    indptr = np.zeros(graph.n + 1, dtype=np.int64)
-    np.cumsum(counts, out=indptr[1:])
-    mat = sp.csr_matrix((dist[mask], ids[mask].astype(np.int64), indptr),
-                        shape=(graph.n, graph.n))
-    return mat
 
 
 @register("hac")

@@ -9,7 +9,7 @@ that joins nothing opens a new cluster; a lone stranger becomes a singleton (a
 later photo of the same person can still join it) -- so the cost of a batch is one
 nearest-neighbour search of the batch against the collection, never a
 re-clustering (``placement="nearest"`` uses
-:func:`faceclust.incremental.assign_new` instead). ``predict(X_new)`` gives the same
+:func:`faceclust.stages.placement.assign_new` instead). ``predict(X_new)`` gives the same
 placement without storing anything (lone strangers are ``-1`` there).
 
 ``refine()`` repairs what greedy placement gets wrong, with work bounded by the
@@ -30,14 +30,15 @@ from __future__ import annotations
 import numpy as np
 
 from .._validation import check_features
-from ..adaptive import estimate_scale, estimate_scale_deep
+from ..adaptive import estimate_scale, estimate_scale_deep, set_attach
 from ..errors import InputError, ParameterError
-from ..graph import group_sums, relabel
-from ..incremental import _search, assign_new
-from ..knn import KnnGraph, build_knn
+from ..graph import group_sums
+from ..knn import KnnGraph, build_knn, search_topk
 from ..stages.cluster_ops import attach_by_majority
-from ._auto import AutoClusterer, _best_partner, centroid_average_linkage, set_attach
-from ._base import BaseClusterer, _sklearn_check, check_param, register
+from ..stages.linkage import centroid_average_linkage, linked_clusters, merge_clusters
+from ..stages.placement import assign_new, place_average
+from ._auto import AutoClusterer
+from ._base import BaseClusterer, check_param, register, sklearn_check
 
 #: The threshold is re-estimated whenever the collection has grown by this factor.
 _REESTIMATE_GROWTH = 1.25
@@ -70,7 +71,7 @@ class IncrementalClusterer(BaseClusterer):
         existing clusters as fixed blocks -- a new face or group of new faces joins
         the cluster whose mean pairwise cosine to it (exact, from cluster vector
         sums) is highest and >= threshold, as ``auto`` would have merged them.
-        ``"nearest"``: :func:`faceclust.incremental.assign_new` (nearest face >=
+        ``"nearest"``: :func:`faceclust.stages.placement.assign_new` (nearest face >=
         threshold, groups follow their majority): a nearest-face rule at an
         average-linkage threshold over-joins until the next :meth:`refine` (LFW
         ArcFace, 10 batches: pairwise F 0.835 before, 0.985 after one refine).
@@ -209,14 +210,14 @@ class IncrementalClusterer(BaseClusterer):
                 f"X has {shape[1]} features, but IncrementalClusterer is expecting "
                 f"{self.n_features_in_} features as input (new faces must come from the same model)"
             )
-        x = check_features(_sklearn_check(X), source="X")
+        x = check_features(sklearn_check(X), source="X")
         return self._transform(x)
 
     def _place(self, xn: np.ndarray) -> np.ndarray:
         """Labels of new unit rows ``xn``; old labels unchanged, fresh ids > max(labels_)."""
         if self.placement == "nearest":
             return assign_new(self.features_, self.labels_, xn, self.threshold_, k=self.k)
-        return _place_average(self.features_, self.labels_, xn, self.threshold_, self.k)
+        return place_average(self.features_, self.labels_, xn, self.threshold_, self.k)
 
     def _maybe_reestimate(self, force: bool = False) -> None:
         """Re-estimate the threshold once the collection has grown by ``_REESTIMATE_GROWTH``
@@ -235,7 +236,7 @@ class IncrementalClusterer(BaseClusterer):
         k_est = min(self.k_est, n)
         rng = np.random.default_rng(self.seed)
         rows = np.sort(rng.choice(n, size=min(n, 20000), replace=False))
-        s, _ = _search(self.features_, self.features_[rows], k_est)
+        s, _ = search_topk(self.features_, self.features_[rows], k_est)
         ids = np.zeros(s.shape, dtype=np.int64)  # only validity (>= 0) is read by the estimate
         ids[:, 0] = np.arange(len(rows))
         s[:, 0] = np.maximum(s[:, 0], s[:, 1:].max(axis=1, initial=-1.0))
@@ -350,7 +351,7 @@ class IncrementalClusterer(BaseClusterer):
         #    >= t), candidates from the k nearest cluster mean directions (O(T C D))
         ids, inv, sums, cnt = _cluster_table(x, labels)
         tpos = np.searchsorted(ids, touched[np.isin(touched, ids)])
-        ca, cb, _ = _linked_clusters(sums, cnt, tpos, k, t)
+        ca, cb, _ = linked_clusters(sums, cnt, tpos, k, t)
         region_c = np.zeros(len(ids), dtype=bool)
         region_c[tpos] = True
         region_c[cb] = True
@@ -373,8 +374,8 @@ class IncrementalClusterer(BaseClusterer):
         # 3. merge: region clusters with any neighbouring cluster, exact mean pairwise cosine
         ids, inv, sums, cnt = _cluster_table(x, labels)
         rpos = np.unique(inv[region])
-        ca, cb, ok = _linked_clusters(sums, cnt, rpos, k, t)
-        labels = _merge_clusters(x, labels, ids[ca], ids[cb], t)
+        ca, cb, ok = linked_clusters(sums, cnt, rpos, k, t)
+        labels = merge_clusters(x, labels, ids[ca], ids[cb], t)
         self.touched_ = set()
         self.labels_ = self._constrain(labels)
         self.touched_ = set()
@@ -397,22 +398,6 @@ def _cluster_table(x: np.ndarray, labels: np.ndarray):
     return ids, inv, sums, np.bincount(inv).astype(np.float64)
 
 
-def _linked_clusters(sums: np.ndarray, cnt: np.ndarray, pos: np.ndarray, k: int, t: float):
-    """Pairs (a in pos, b) among each cluster's k nearest mean directions with link >= t."""
-    if len(pos) == 0:
-        e = np.zeros(0, dtype=np.int64)
-        return e, e, np.zeros(0, dtype=bool)
-    dirs = (sums / np.maximum(np.linalg.norm(sums, axis=1, keepdims=True), 1e-12)).astype(
-        np.float32
-    )
-    _, nb = _search(dirs, dirs[pos], min(k + 1, len(sums)))
-    ca = np.repeat(pos, nb.shape[1])
-    cb = nb.ravel().astype(np.int64)
-    link = np.einsum("ij,ij->i", sums[ca], sums[cb]) / (cnt[ca] * cnt[cb])
-    ok = (ca != cb) & (link >= t)
-    return ca[ok], cb[ok], ok
-
-
 def _keep_ids(old: np.ndarray, sub: np.ndarray, fresh: int) -> np.ndarray:
     """Labels for new clusters ``sub``: each takes the old id it overlaps most (largest
     overlaps first, every old id used once); the rest get fresh ids from ``fresh``."""
@@ -427,84 +412,3 @@ def _keep_ids(old: np.ndarray, sub: np.ndarray, fresh: int) -> np.ndarray:
     miss = out_id < 0
     out_id[miss] = fresh + np.arange(int(miss.sum()))
     return out_id[sub]
-
-
-def _merge_clusters(
-    x: np.ndarray, labels: np.ndarray, ca: np.ndarray, cb: np.ndarray, t: float,
-    frozen: int | None = None,
-) -> np.ndarray:
-    """Average-linkage merges among clusters joined by candidate pairs (ca, cb); exact links.
-
-    Rounds of mutual-best merges (as :func:`centroid_average_linkage`) on cluster
-    sums, so the work is O(#clusters involved x D) per round.
-    """
-    if len(ca) == 0:
-        return labels
-    ids, inv = np.unique(np.concatenate([ca, cb]), return_inverse=True)
-    m = len(ids)
-    u, v = inv[: len(ca)], inv[len(ca) :]
-    pos = np.searchsorted(ids, labels)
-    pos = np.minimum(pos, m - 1)
-    inside = ids[pos] == labels
-    sums = group_sums(x[inside], pos[inside], m)
-    cnt = np.bincount(pos[inside], minlength=m).astype(np.float64)
-    root = np.arange(m)
-    while len(u):
-        key = np.unique(np.minimum(u, v) * m + np.maximum(u, v))
-        u, v = key // m, key % m
-        link = np.einsum("ij,ij->i", sums[u], sums[v]) / (cnt[u] * cnt[v])
-        keep = link >= t
-        if frozen is not None:  # two old clusters never merge here
-            keep &= (ids[u] >= frozen) | (ids[v] >= frozen)
-        u, v, link = u[keep], v[keep], link[keep]
-        if not len(u):
-            break
-        best = _best_partner(u, v, link, m)
-        c = np.flatnonzero(best >= 0)
-        mutual = (best[best[c]] == c) & (c < best[c])
-        m1, m2 = c[mutual], best[c[mutual]]
-        sums[m1] += sums[m2]
-        cnt[m1] += cnt[m2]
-        remap = np.arange(m)
-        remap[m2] = m1
-        root = remap[root]
-        u, v = remap[u], remap[v]
-        live = u != v
-        u, v = u[live], v[live]
-    out = labels.copy()
-    out[inside] = ids[root[pos[inside]]]  # a merged cluster keeps its smallest label
-    return out
-
-
-
-def _place_average(
-    xo: np.ndarray, yo: np.ndarray, xn: np.ndarray, t: float, k: int
-) -> np.ndarray:
-    """Average-linkage placement of new rows with the old clusters as fixed blocks.
-
-    New faces start as singletons; candidate pairs are (new face, clusters of its
-    ``k`` nearest old faces) and (new face, its ``k`` nearest new faces) with cosine
-    >= ``t``; :func:`_merge_clusters` then merges mutual-best pairs whose exact mean
-    pairwise cosine is >= ``t``. Old labels never change; two old clusters may be
-    merged only by :meth:`IncrementalClusterer.refine`.
-    """
-    m = len(xn)
-    base = int(yo.max()) + 1
-    fresh = base + np.arange(m)
-    s, i = _search(xo, xn, min(k, len(xo)))
-    ok = s >= t
-    ca = np.repeat(fresh, i.shape[1])[ok.ravel()]
-    cb = yo[i[ok]]
-    if m > 1:
-        s2, i2 = _search(xn, xn, min(k + 1, m))
-        ok2 = (s2 >= t) & (i2 != np.arange(m)[:, None])
-        ca = np.concatenate([ca, np.repeat(fresh, i2.shape[1])[ok2.ravel()]])
-        cb = np.concatenate([cb, fresh[i2[ok2]]])
-    x = np.concatenate([xo, xn])
-    y = np.concatenate([yo, fresh])
-    y = _merge_clusters(x, y, ca, cb, t, frozen=base)
-    out = y[len(xo):]
-    new = out >= base  # renumber fresh labels base, base+1, ... in order of first appearance
-    if new.any():
-        out[new] = base + relabel(out[new])
-    return out

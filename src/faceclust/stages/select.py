@@ -11,6 +11,7 @@ Self entries and missing neighbours never become edges.
 from __future__ import annotations
 
 import numpy as np
+import scipy.sparse as sp
 from numba import njit, prange
 
 from ..errors import InputError, ParameterError
@@ -192,3 +193,23 @@ def unique_pairs(
     n = int(hi.max()) + 1 if len(hi) else 1
     _, first = np.unique(lo * n + hi, return_index=True)
     return lo[first], hi[first], w[first]
+
+
+def knn_distance_matrix(graph: KnnGraph, eps: float) -> sp.csr_matrix:
+    """Row i: cosine distances to i's kNN entries within ``eps`` (self removed), ascending.
+
+    Entries beyond eps are dropped up front: scikit-learn ignores them
+    anyway (its radius test is ``<= eps``), and dropping them keeps the
+    matrix small. Rows keep the kNN order (ascending distance), so
+    scikit-learn does not need to re-sort them; explicit zero distances
+    (duplicate points) stay stored entries.
+    """
+    dist = np.maximum(1.0 - graph.sims[:, 1:].astype(np.float64), 0.0)  # sims may round above 1
+    ids = graph.ids[:, 1:]
+    mask = (ids >= 0) & (dist <= eps)
+    counts = mask.sum(axis=1)
+    indptr = np.zeros(graph.n + 1, dtype=np.int64)
+    np.cumsum(counts, out=indptr[1:])
+    mat = sp.csr_matrix((dist[mask], ids[mask].astype(np.int64), indptr),
+                        shape=(graph.n, graph.n))
+    return mat

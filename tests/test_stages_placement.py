@@ -10,8 +10,8 @@ from click.testing import CliRunner
 
 from faceclust.cli import main
 from faceclust.errors import InputError, ParameterError
-from faceclust.incremental import _best_split, assign_new, derive_threshold
 from faceclust.photos import FaceTable, read_faces, write_faces
+from faceclust.stages.placement import _best_split, assign_new, derive_threshold
 
 LFW = Path("/work/shared/data/lfw")
 if not LFW.is_dir():

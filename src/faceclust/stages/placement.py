@@ -31,32 +31,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._validation import check_features, check_labels
-from .errors import InputError, ParameterError
-from .graph import connected_components, relabel
+from .._validation import check_features, check_labels
+from ..errors import InputError, ParameterError
+from ..graph import connected_components, relabel
+from ..knn import search_topk
+from .linkage import merge_clusters
 
-__all__ = ["assign_new", "derive_threshold"]
-
-_CHUNK = 4096
-
-
-def _search(base: np.ndarray, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Exact top-``k`` inner-product neighbours of ``queries`` in ``base``: (sims, ids), sorted."""
-    k = min(k, len(base))
-    if len(base) * len(queries) <= 4_000_000:
-        s = queries @ base.T
-        ids = np.argsort(-s, axis=1, kind="stable")[:, :k]
-        return np.take_along_axis(s, ids, axis=1), ids
-    import faiss
-
-    index = faiss.IndexFlatIP(base.shape[1])
-    index.add(np.ascontiguousarray(base, dtype=np.float32))
-    sims = np.empty((len(queries), k), np.float32)
-    ids = np.empty((len(queries), k), np.int64)
-    for start in range(0, len(queries), _CHUNK):
-        s, i = index.search(np.ascontiguousarray(queries[start : start + _CHUNK]), k)
-        sims[start : start + len(s)], ids[start : start + len(s)] = s, i
-    return sims, ids
+__all__ = ["assign_new", "derive_threshold", "place_average"]
 
 
 def derive_threshold(
@@ -104,7 +85,7 @@ def derive_threshold(
         )
     rng = np.random.default_rng(seed)
     q = multi if len(multi) <= max_queries else np.sort(rng.choice(multi, max_queries, replace=False))
-    sims, ids = _search(x, x[q], min(k + 1, len(x)))
+    sims, ids = search_topk(x, x[q], min(k + 1, len(x)))
     not_self = ids != q[:, None]
     same = (y[ids] == y[q][:, None]) & not_self
     other = (y[ids] != y[q][:, None]) & not_self
@@ -183,14 +164,14 @@ def assign_new(
     direct_sim = np.full(m, -np.inf)
     targets = np.flatnonzero(yo >= 0)
     if len(targets):
-        s, i = _search(xo[targets], xn, 1)
+        s, i = search_topk(xo[targets], xn, 1)
         hit = s[:, 0] >= t
         direct[hit] = yo[targets[i[hit, 0]]]
         direct_sim[hit] = s[hit, 0]
 
     # 2. groups of new faces that agree (kNN edges >= t among the new faces)
     if m > 1:
-        nn_s, nn_i = _search(xn, xn, min(k + 1, m))
+        nn_s, nn_i = search_topk(xn, xn, min(k + 1, m))
         ok = (nn_s >= t) & (nn_i != np.arange(m)[:, None])
         comp = connected_components(np.repeat(np.arange(m), ok.sum(axis=1)), nn_i[ok], m)
     else:
@@ -228,6 +209,39 @@ def assign_new(
     best_new = np.where(unmatched_nbr, nn_s, -np.inf).max(axis=1, initial=-np.inf)
     keep = (direct >= 0) & (joins[comp] | (direct_sim > best_new))
     out[keep] = direct[keep]
+    new = out >= base  # renumber fresh labels base, base+1, ... in order of first appearance
+    if new.any():
+        out[new] = base + relabel(out[new])
+    return out
+
+
+def place_average(
+    xo: np.ndarray, yo: np.ndarray, xn: np.ndarray, t: float, k: int
+) -> np.ndarray:
+    """Average-linkage placement of new rows with the old clusters as fixed blocks.
+
+    New faces start as singletons; candidate pairs are (new face, clusters of its
+    ``k`` nearest old faces) and (new face, its ``k`` nearest new faces) with cosine
+    >= ``t``; :func:`merge_clusters` then merges mutual-best pairs whose exact mean
+    pairwise cosine is >= ``t``. Old labels never change; two old clusters may be
+    merged only by :meth:`IncrementalClusterer.refine`.
+    """
+    m = len(xn)
+    base = int(yo.max()) + 1
+    fresh = base + np.arange(m)
+    s, i = search_topk(xo, xn, min(k, len(xo)))
+    ok = s >= t
+    ca = np.repeat(fresh, i.shape[1])[ok.ravel()]
+    cb = yo[i[ok]]
+    if m > 1:
+        s2, i2 = search_topk(xn, xn, min(k + 1, m))
+        ok2 = (s2 >= t) & (i2 != np.arange(m)[:, None])
+        ca = np.concatenate([ca, np.repeat(fresh, i2.shape[1])[ok2.ravel()]])
+        cb = np.concatenate([cb, fresh[i2[ok2]]])
+    x = np.concatenate([xo, xn])
+    y = np.concatenate([yo, fresh])
+    y = merge_clusters(x, y, ca, cb, t, frozen=base)
+    out = y[len(xo):]
     new = out >= base  # renumber fresh labels base, base+1, ... in order of first appearance
     if new.any():
         out[new] = base + relabel(out[new])
