@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
 from faceclust.errors import InputError, ParameterError
 from faceclust.knn import build_knn
-from faceclust.methods import METHODS, KnnConnectedComponents, KnnInfomap, get_method
+from faceclust.methods import METHODS, KnnConnectedComponents, KnnInfomap, get_method, make_method
 
 
 def test_registry_names_and_lookup():
@@ -71,3 +73,34 @@ def test_sklearn_params_round_trip():
 def test_bad_features_rejected():
     with pytest.raises(InputError, match="X: .*NaN"):
         KnnInfomap(k=3).fit(np.array([[1.0, 0], [np.nan, 1], [0, 1], [1, 1]]))
+
+
+def test_parameter_constraints_name_real_parameters():
+    # a typo in a constraint table would silently leave a parameter unchecked
+    for name, cls in METHODS.items():
+        unknown = set(cls._parameter_constraints) - set(cls().get_params())
+        assert not unknown, f"{name}: constraints for unknown parameters {unknown}"
+
+
+@pytest.mark.parametrize(
+    "method,params,msg",
+    [("auto", {"centre": "yes"}, "centre must be 'auto', True or False, got 'yes'"),
+     ("auto", {"threshold": -1.0}, "threshold must be > -1.0, got -1.0"),
+     ("incremental", {"reestimate": 1}, "reestimate must be True or False, got 1"),
+     ("incremental", {"placement": "x"}, "placement must be 'average' or 'nearest', got 'x'"),
+     ("fc-es", {"singletons": 5}, "singletons must be a string, got 5"),
+     ("fc-es", {"singletons": "x"}, "singletons must be one of fc-es, keep-module, got 'x'"),
+     ("fc-es", {"max_links": 0}, "max_links must be >= 1, got 0"),
+     ("hac", {"linkage": "ward"}, "linkage must be 'single' or 'average', got 'ward'"),
+     ("dbscan", {"min_samples": 90}, "min_samples=90 cannot exceed k=80"),
+     ("kmeans", {}, "kmeans needs n_clusters")],
+)
+def test_constraint_table_messages(blobs, method, params, msg):
+    with pytest.raises(ParameterError, match=re.escape(msg)):
+        make_method(method, params).fit(blobs[0])
+
+
+def test_optional_parameters_accept_none(blobs):
+    # Param(..., optional=True): None passes, a value is range-checked
+    make_method("fc-es", {"k": 5, "max_links": None})._validate_params()
+    make_method("auto", {"threshold": None, "attach": None})._validate_params()

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 
 from ..graph import connected_components
 from ..knn import KnnGraph
 from ..stages.refine import rank_order_distance
 from ..stages.select import threshold_edges
-from ._base import BaseClusterer, check_param, register
+from ._base import BaseClusterer, Constraint, Param, register
 
 
 @register("aro")
@@ -37,13 +39,14 @@ class ApproxRankOrder(BaseClusterer):
         allow larger distances).
     """
 
+    _parameter_constraints: ClassVar[dict[str, Constraint]] = {
+        "k": Param(int, 2),
+        "threshold": Param((int, float), None, 1.0),
+    }
+
     def __init__(self, k: int = 80, threshold: float = 0.0) -> None:
         self.k = k
         self.threshold = threshold
-
-    def _validate_params(self) -> None:
-        check_param("k", self.k, int, 2)
-        check_param("threshold", self.threshold, (int, float), None, 1.0)
 
     def _fit(self, x: np.ndarray | None, knn: KnnGraph | None) -> np.ndarray:
         graph = self._knn(x, knn, self.k)

@@ -31,6 +31,8 @@ flags (``benchmarks/real_data_eval.py``, ``docs/real-data.md``).
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 
 from ..adaptive import (
@@ -45,7 +47,7 @@ from ..errors import ParameterError
 from ..knn import KnnGraph, build_knn
 from ..stages.cluster_ops import attach_by_majority, average_linkage
 from ..stages.linkage import centroid_average_linkage
-from ._base import BaseClusterer, check_param, register
+from ._base import BaseClusterer, Constraint, OneOf, Param, register
 
 
 @register("auto")
@@ -106,6 +108,18 @@ class AutoClusterer(BaseClusterer):
     >>> print(model.explain_)  # doctest: +SKIP
     """
 
+    _parameter_constraints: ClassVar[dict[str, Constraint]] = {
+        "k": Param(int, 2),
+        "k_est": Param(int, 3),
+        "alpha": Param((int, float), 0.0, 1.0),
+        "threshold": Param((int, float), -1.0, 1.0, lo_open=True, optional=True),
+        "attach": Param((int, float), 0.0, 1.0, optional=True),
+        "attach_share": Param((int, float), 0.5, 1.0, lo_open=True),
+        "centre": OneOf(("auto", True, False)),
+        "sample": Param(int, 10),
+        "seed": Param(int, 0),
+    }
+
     def __init__(
         self,
         k: int = 10,
@@ -127,20 +141,6 @@ class AutoClusterer(BaseClusterer):
         self.centre = centre
         self.sample = sample
         self.seed = seed
-
-    def _validate_params(self) -> None:
-        check_param("k", self.k, int, 2)
-        check_param("k_est", self.k_est, int, 3)
-        check_param("alpha", self.alpha, (int, float), 0.0, 1.0)
-        if self.threshold is not None:
-            check_param("threshold", self.threshold, (int, float), -1.0, 1.0, lo_open=True)
-        if self.attach is not None:
-            check_param("attach", self.attach, (int, float), 0.0, 1.0)
-        check_param("attach_share", self.attach_share, (int, float), 0.5, 1.0, lo_open=True)
-        if self.centre not in ("auto", True, False):
-            raise ParameterError(f"centre must be 'auto', True or False, got {self.centre!r}")
-        check_param("sample", self.sample, int, 10)
-        check_param("seed", self.seed, int, 0)
 
     def _fit(self, x: np.ndarray | None, knn: KnnGraph | None) -> np.ndarray:
         n = knn.n if knn is not None else x.shape[0]

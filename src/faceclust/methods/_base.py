@@ -1,7 +1,10 @@
 """Base class and registry shared by every clustering method.
 
 A method is a small scikit-learn style estimator: parameters are stored
-unchanged in ``__init__``, validated in ``fit``; ``fit(X, knn=None)`` sets
+unchanged in ``__init__``, validated in ``fit`` against the estimator's
+``_parameter_constraints`` table (name -> :class:`Param` / :class:`OneOf`; the
+role and name of scikit-learn's table, with faceclust's own constraint types and
+messages); ``fit(X, knn=None)`` sets
 ``labels_`` (contiguous ints, singletons kept as their own cluster, ``-1``
 only for methods that have a notion of noise) and ``stage_seconds_`` (wall
 time per stage), and returns ``self``.
@@ -16,6 +19,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
@@ -76,6 +80,10 @@ class BaseClusterer(ClusterMixin, BaseEstimator):
     #: True for supervised methods: they take ``model=DIR`` (made by :meth:`train`,
     #: ``faceclust train``) and implement :meth:`train`.
     needs_model: ClassVar[bool] = False
+
+    #: Parameter name -> constraint (:class:`Param` or :class:`OneOf`), checked in
+    #: declaration order by :meth:`_validate_params` at the start of ``fit``.
+    _parameter_constraints: ClassVar[dict[str, Constraint]] = {}
 
     labels_: np.ndarray
     stage_seconds_: dict[str, float]
@@ -144,7 +152,14 @@ class BaseClusterer(ClusterMixin, BaseEstimator):
 
     # ----------------------------------------------------- for subclasses
     def _validate_params(self) -> None:
-        """Raise ParameterError for out-of-range parameters (override)."""
+        """Raise ParameterError for a parameter outside its ``_parameter_constraints`` entry.
+
+        Override (calling ``super()._validate_params()``) only for rules that relate
+        two parameters or need a message of their own.
+        """
+        for name, constraint in self._parameter_constraints.items():
+            for c in constraint if isinstance(constraint, tuple) else (constraint,):
+                c.check(name, getattr(self, name))
 
     def _fit(self, x: np.ndarray | None, knn: KnnGraph | None) -> np.ndarray:
         raise NotImplementedError
@@ -223,6 +238,54 @@ def check_param(name: str, value: object, kind: type | tuple[type, ...], lo=None
         raise ParameterError(f"{name} must be {'>' if lo_open else '>='} {lo}, got {value!r}")
     if hi is not None and (value >= hi if hi_open else value > hi):
         raise ParameterError(f"{name} must be {'<' if hi_open else '<='} {hi}, got {value!r}")
+
+
+@dataclass(frozen=True)
+class Param:
+    """Constraint: a value of ``kind`` inside ``[lo, hi]`` (ends open on request);
+    ``None`` is also accepted when ``optional``. Checked by :func:`check_param`."""
+
+    kind: type | tuple[type, ...]
+    lo: float | None = None
+    hi: float | None = None
+    lo_open: bool = False
+    hi_open: bool = False
+    optional: bool = False
+
+    def check(self, name: str, value: object) -> None:
+        """Raise ParameterError naming ``name`` unless ``value`` satisfies the constraint."""
+        if value is None and self.optional:
+            return
+        check_param(name, value, self.kind, self.lo, self.hi,
+                    lo_open=self.lo_open, hi_open=self.hi_open)
+
+
+@dataclass(frozen=True)
+class OneOf:
+    """Constraint: one of ``values`` (``==``; with ``same_type`` also of one of their types).
+
+    The error reads ``"{name} must be {text}, got {value!r}"``; ``text`` defaults to the
+    choices as ``'a', 'b' or 'c'``.
+    """
+
+    values: tuple
+    text: str | None = None
+    same_type: bool = False
+
+    def check(self, name: str, value: object) -> None:
+        """Raise ParameterError naming ``name`` unless ``value`` is one of the choices."""
+        ok = value in self.values
+        if ok and self.same_type:
+            ok = type(value) in {type(v) for v in self.values}
+        if not ok:
+            text = self.text or " or ".join(
+                filter(None, (", ".join(map(repr, self.values[:-1])), repr(self.values[-1])))
+            )
+            raise ParameterError(f"{name} must be {text}, got {value!r}")
+
+
+#: One parameter's entry in ``_parameter_constraints``.
+Constraint = Param | OneOf | tuple[Param | OneOf, ...]
 
 
 def _kind_name(kind: type | tuple[type, ...]) -> str:

@@ -7,6 +7,8 @@ scripts disagree, the class docstring says which one is used and why.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 
 from ..errors import ParameterError
@@ -14,7 +16,7 @@ from ..graph import connected_components
 from ..knn import KnnGraph
 from ..stages.cluster_ops import average_linkage, chinese_whispers
 from ..stages.select import knn_distance_matrix
-from ._base import BaseClusterer, check_param, register
+from ._base import BaseClusterer, Constraint, OneOf, Param, register
 
 #: FastHAC's cut height, Euclidean distance between unit vectors.
 _FASTHAC_DIST = 0.72
@@ -50,18 +52,19 @@ class ChineseWhispers(BaseClusterer):
         Seed of the node visiting order.
     """
 
+    _parameter_constraints: ClassVar[dict[str, Constraint]] = {
+        "k": Param(int, 2),
+        "threshold": Param((int, float), -1.0, 1.0),
+        "iters": Param(int, 1),
+        "seed": Param(int, 0),
+    }
+
     def __init__(self, k: int = 80, threshold: float = 0.6, iters: int = 20,
                  seed: int = 42) -> None:
         self.k = k
         self.threshold = threshold
         self.iters = iters
         self.seed = seed
-
-    def _validate_params(self) -> None:
-        check_param("k", self.k, int, 2)
-        check_param("threshold", self.threshold, (int, float), -1.0, 1.0)
-        check_param("iters", self.iters, int, 1)
-        check_param("seed", self.seed, int, 0)
 
     def _fit(self, x: np.ndarray | None, knn: KnnGraph | None) -> np.ndarray:
         graph = self._knn(x, knn, self.k)
@@ -105,15 +108,19 @@ class KnnDbscan(BaseClusterer):
         Points (self included) within eps that make a core point.
     """
 
+    _parameter_constraints: ClassVar[dict[str, Constraint]] = {
+        "k": Param(int, 2),
+        "eps": Param((int, float), 0.0, 2.0, lo_open=True),
+        "min_samples": Param(int, 1),
+    }
+
     def __init__(self, k: int = 80, eps: float = 0.25, min_samples: int = 1) -> None:
         self.k = k
         self.eps = eps
         self.min_samples = min_samples
 
     def _validate_params(self) -> None:
-        check_param("k", self.k, int, 2)
-        check_param("eps", self.eps, (int, float), 0.0, 2.0, lo_open=True)
-        check_param("min_samples", self.min_samples, int, 1)
+        super()._validate_params()
         if self.min_samples > self.k:
             raise ParameterError(
                 f"min_samples={self.min_samples} cannot exceed k={self.k}: a point sees only "
@@ -169,6 +176,12 @@ class KnnHac(BaseClusterer):
         Cluster similarity: best edge, or mean over the kNN edges between the clusters.
     """
 
+    _parameter_constraints: ClassVar[dict[str, Constraint]] = {
+        "k": Param(int, 2),
+        "threshold": Param((int, float), -1.0, 1.0),
+        "linkage": OneOf(("single", "average")),
+    }
+
     def __init__(self, k: int = 80, threshold: float = round(FASTHAC_COSINE, 4),
                  linkage: str = "single") -> None:
         self.k = k
@@ -176,10 +189,7 @@ class KnnHac(BaseClusterer):
         self.linkage = linkage
 
     def _validate_params(self) -> None:
-        check_param("k", self.k, int, 2)
-        check_param("threshold", self.threshold, (int, float), -1.0, 1.0)
-        if self.linkage not in ("single", "average"):
-            raise ParameterError(f"linkage must be 'single' or 'average', got {self.linkage!r}")
+        super()._validate_params()
         if self.linkage == "average" and self.threshold <= 0:
             raise ParameterError(
                 f"threshold must be > 0 for average linkage (edges with similarity <= 0 "
@@ -235,6 +245,13 @@ class MiniBatchKMeansClusterer(BaseClusterer):
 
     uses_knn = False
 
+    _parameter_constraints: ClassVar[dict[str, Constraint]] = {
+        "n_clusters": Param(int, 1),
+        "batch_size": Param(int, 1),
+        "random_state": Param(int, 0),
+        "init": OneOf(("k-means++", "random")),
+    }
+
     def __init__(self, n_clusters: int | None = None, batch_size: int = 1000,
                  random_state: int = 0, init: str = "k-means++") -> None:
         self.n_clusters = n_clusters
@@ -248,11 +265,7 @@ class MiniBatchKMeansClusterer(BaseClusterer):
                 "kmeans needs n_clusters (the expected number of identities), e.g. "
                 "--set n_clusters=1000"
             )
-        check_param("n_clusters", self.n_clusters, int, 1)
-        check_param("batch_size", self.batch_size, int, 1)
-        check_param("random_state", self.random_state, int, 0)
-        if self.init not in ("k-means++", "random"):
-            raise ParameterError(f"init must be 'k-means++' or 'random', got {self.init!r}")
+        super()._validate_params()
 
     def _fit(self, x: np.ndarray | None, knn: KnnGraph | None) -> np.ndarray:
         from sklearn.cluster import MiniBatchKMeans

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 
 from ..knn import KnnGraph
 from ..stages.partition import dynamic_threshold_components
 from ..stages.select import threshold_edges, unique_pairs
-from ._base import BaseClusterer, check_param, register
+from ._base import BaseClusterer, Constraint, Param, register
 
 
 @register("cdp")
@@ -42,6 +44,14 @@ class CDP(BaseClusterer):
         Rounds of threshold raising before the leftovers are merged.
     """
 
+    _parameter_constraints: ClassVar[dict[str, Constraint]] = {
+        "k": Param(int, 2),
+        "threshold": Param((int, float), -1.0, 1.0),
+        "max_size": Param(int, 1),
+        "step": Param((int, float), 0.0, 1.0, lo_open=True),
+        "max_iter": Param(int, 0),
+    }
+
     def __init__(
         self,
         k: int = 15,
@@ -55,13 +65,6 @@ class CDP(BaseClusterer):
         self.max_size = max_size
         self.step = step
         self.max_iter = max_iter
-
-    def _validate_params(self) -> None:
-        check_param("k", self.k, int, 2)
-        check_param("threshold", self.threshold, (int, float), -1.0, 1.0)
-        check_param("max_size", self.max_size, int, 1)
-        check_param("step", self.step, (int, float), 0.0, 1.0, lo_open=True)
-        check_param("max_iter", self.max_iter, int, 0)
 
     def _fit(self, x: np.ndarray | None, knn: KnnGraph | None) -> np.ndarray:
         graph = self._knn(x, knn, self.k)

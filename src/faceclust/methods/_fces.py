@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 
-from ..errors import ParameterError
 from ..graph import relabel
 from ..knn import KnnGraph, restore_order
 from ..stages.partition import infomap_partition
 from ..stages.refine import nep
 from ..stages.select import early_stop_edges
-from ._base import BaseClusterer, check_param, register
+from ._base import BaseClusterer, Constraint, OneOf, Param, register
 
 SINGLETON_POLICIES = ("fc-es", "keep-module")
 
@@ -53,6 +54,16 @@ class FCES(BaseClusterer):
         cuts Infomap's time and memory about 3x on tight data (docs/benchmarks.md).
     """
 
+    _parameter_constraints: ClassVar[dict[str, Constraint]] = {
+        "k": Param(int, 2),
+        "sigma": Param((int, float), 0.0, lo_open=True),
+        "theta": Param((int, float), 0.0, 1.0),
+        "singletons": (Param(str), OneOf(SINGLETON_POLICIES, f"one of {', '.join(SINGLETON_POLICIES)}")),
+        "seed": Param(int, 0),
+        "num_trials": Param(int, 1),
+        "max_links": Param(int, 1, optional=True),
+    }
+
     def __init__(
         self,
         k: int = 80,
@@ -70,20 +81,6 @@ class FCES(BaseClusterer):
         self.seed = seed
         self.num_trials = num_trials
         self.max_links = max_links
-
-    def _validate_params(self) -> None:
-        check_param("k", self.k, int, 2)
-        check_param("sigma", self.sigma, (int, float), 0.0, lo_open=True)
-        check_param("theta", self.theta, (int, float), 0.0, 1.0)
-        check_param("singletons", self.singletons, str)
-        if self.singletons not in SINGLETON_POLICIES:
-            raise ParameterError(
-                f"singletons must be one of {', '.join(SINGLETON_POLICIES)}, got {self.singletons!r}"
-            )
-        check_param("seed", self.seed, int, 0)
-        check_param("num_trials", self.num_trials, int, 1)
-        if self.max_links is not None:
-            check_param("max_links", self.max_links, int, 1)
 
     def _fit(self, x: np.ndarray | None, knn: KnnGraph | None) -> np.ndarray:
         graph, order = self._local(self._knn(x, knn, self.k))

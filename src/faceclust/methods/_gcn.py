@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -45,7 +45,7 @@ from .._validation import check_features, check_labels
 from ..errors import InputError, ParameterError
 from ..knn import KnnGraph, build_knn
 from ..stages.confidence import deduce_tree, find_peaks, split_by_identity
-from ._base import BaseClusterer, check_param, register
+from ._base import BaseClusterer, Constraint, Param, check_param, register
 
 __all__ = [
     "GCN_E_TRAIN_DEFAULTS",
@@ -286,14 +286,15 @@ class _GcnBase(BaseClusterer):
     k: int | None
     min_sim: float | None
     needs_model = True
+    _parameter_constraints: ClassVar[dict[str, Constraint]] = {
+        "k": Param(int, 2, optional=True),
+        "min_sim": Param((int, float), -1.0, 1.0, optional=True),
+    }
 
-    def _validate_common(self) -> None:
+    def _validate_params(self) -> None:
         if self.model is not None and not isinstance(self.model, str | os.PathLike):
             raise ParameterError(f"model must be a directory path, got {self.model!r}")
-        if self.k is not None:
-            check_param("k", self.k, int, 2)
-        if self.min_sim is not None:
-            check_param("min_sim", self.min_sim, (int, float), -1.0, 1.0)
+        super()._validate_params()
 
     def _gcn_v(self, x: np.ndarray | None, knn: KnnGraph | None):
         from ..nn.gcn_v import gcn_v_outputs, load_gcn_v
@@ -343,6 +344,14 @@ class GcnV(_GcnBase):
         roots and gave +3.8 pairwise F on synthetic ArcFace-like data).
     """
 
+    _parameter_constraints: ClassVar[dict[str, Constraint]] = {
+        **_GcnBase._parameter_constraints,
+        "tau_0": Param((int, float), -1.0, 1.0, optional=True),
+        "tau": Param((int, float), -1.0, 1.0, optional=True),
+        "use_gcn_feat": Param(bool),
+        "k_feat": Param(int, 2, optional=True),
+    }
+
     def __init__(self, model: str | None = None, k: int | None = None,
                  min_sim: float | None = None, tau_0: float | None = None,
                  tau: float | None = None, use_gcn_feat: bool = True,
@@ -366,16 +375,6 @@ class GcnV(_GcnBase):
             X, labels, out_dir, seed=seed, k=k, min_sim=min_sim, steps=steps, lr=lr,
             batch_size=batch_size, weight_decay=weight_decay, hidden_dim=hidden_dim,
             mlp_dim=mlp_dim, select_tau=select_tau, k_feat=k_feat, tau_folds=tau_folds)
-
-    def _validate_params(self) -> None:
-        self._validate_common()
-        if self.tau_0 is not None:
-            check_param("tau_0", self.tau_0, (int, float), -1.0, 1.0)
-        if self.tau is not None:
-            check_param("tau", self.tau, (int, float), -1.0, 1.0)
-        check_param("use_gcn_feat", self.use_gcn_feat, bool)
-        if self.k_feat is not None:
-            check_param("k_feat", self.k_feat, int, 2)
 
     def _fit(self, x: np.ndarray | None, knn: KnnGraph | None) -> np.ndarray:
         _, conf, feat, graph, _ = self._gcn_v(x, knn)
@@ -415,6 +414,14 @@ class GcnVE(_GcnBase):
     batch_size : int
         Sub-graphs per GCN-E forward pass (bounds memory).
     """
+
+    _parameter_constraints: ClassVar[dict[str, Constraint]] = {
+        **_GcnBase._parameter_constraints,
+        "k_e": Param(int, 2, optional=True),
+        "ignore_ratio": Param((int, float), 0.0, 1.0),
+        "tau": Param((int, float), -1.0, 1.0, optional=True),
+        "batch_size": Param(int, 1),
+    }
 
     def __init__(self, model: str | None = None, k: int | None = None,
                  min_sim: float | None = None, k_e: int | None = None,
@@ -457,15 +464,6 @@ class GcnVE(_GcnBase):
             weight_decay=e_weight_decay, dims=e_dims, mlp_dim=e_mlp_dim, cross_fit=e_cross_fit)
         return {"gcn_v": vmeta if vmeta is not None else {"from": os.fspath(gcn_v)},
                 "gcn_e": emeta}
-
-    def _validate_params(self) -> None:
-        self._validate_common()
-        if self.k_e is not None:
-            check_param("k_e", self.k_e, int, 2)
-        check_param("ignore_ratio", self.ignore_ratio, (int, float), 0.0, 1.0)
-        if self.tau is not None:
-            check_param("tau", self.tau, (int, float), -1.0, 1.0)
-        check_param("batch_size", self.batch_size, int, 1)
 
     def _fit(self, x: np.ndarray | None, knn: KnnGraph | None) -> np.ndarray:
         from ..nn.gcn_e import edge_candidates, load_gcn_e, predict_links

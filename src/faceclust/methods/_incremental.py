@@ -27,18 +27,20 @@ or a ``(must_link, cannot_link)`` pair of ``[m, 2]`` index arrays) are applied a
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 
 from .._validation import check_features
 from ..adaptive import estimate_scale, estimate_scale_deep, set_attach
-from ..errors import InputError, ParameterError
+from ..errors import InputError
 from ..graph import group_sums
 from ..knn import KnnGraph, build_knn, search_topk
 from ..stages.cluster_ops import attach_by_majority
 from ..stages.linkage import centroid_average_linkage, linked_clusters, merge_clusters
 from ..stages.placement import assign_new, place_average
 from ._auto import AutoClusterer
-from ._base import BaseClusterer, check_param, register, sklearn_check
+from ._base import BaseClusterer, Constraint, OneOf, Param, register, sklearn_check
 
 #: The threshold is re-estimated whenever the collection has grown by this factor.
 _REESTIMATE_GROWTH = 1.25
@@ -117,6 +119,19 @@ class IncrementalClusterer(BaseClusterer):
     >>> _ = inc.refine()
     """
 
+    _parameter_constraints: ClassVar[dict[str, Constraint]] = {
+        "k": Param(int, 2),
+        "k_est": Param(int, 3),
+        "alpha": Param((int, float), 0.0, 1.0),
+        "threshold": Param((int, float), -1.0, 1.0, lo_open=True, optional=True),
+        "attach": Param((int, float), 0.0, 1.0, optional=True),
+        "attach_share": Param((int, float), 0.5, 1.0, lo_open=True),
+        "placement": OneOf(("average", "nearest")),
+        "reestimate": OneOf((True, False), same_type=True),
+        "refine_every": Param(int, 1, optional=True),
+        "seed": Param(int, 0),
+    }
+
     def __init__(
         self,
         k: int = 10,
@@ -142,25 +157,6 @@ class IncrementalClusterer(BaseClusterer):
         self.refine_every = refine_every
         self.constraints = constraints
         self.seed = seed
-
-    def _validate_params(self) -> None:
-        check_param("k", self.k, int, 2)
-        check_param("k_est", self.k_est, int, 3)
-        check_param("alpha", self.alpha, (int, float), 0.0, 1.0)
-        if self.threshold is not None:
-            check_param("threshold", self.threshold, (int, float), -1.0, 1.0, lo_open=True)
-        if self.attach is not None:
-            check_param("attach", self.attach, (int, float), 0.0, 1.0)
-        check_param("attach_share", self.attach_share, (int, float), 0.5, 1.0, lo_open=True)
-        if self.placement not in ("average", "nearest"):
-            raise ParameterError(
-                f"placement must be 'average' or 'nearest', got {self.placement!r}"
-            )
-        if not isinstance(self.reestimate, bool):
-            raise ParameterError(f"reestimate must be True or False, got {self.reestimate!r}")
-        if self.refine_every is not None:
-            check_param("refine_every", self.refine_every, int, 1)
-        check_param("seed", self.seed, int, 0)
 
     # ------------------------------------------------------------- fitting
     def _fit(self, x: np.ndarray | None, knn: KnnGraph | None) -> np.ndarray:

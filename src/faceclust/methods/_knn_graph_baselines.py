@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 
 from ..graph import relabel
 from ..knn import KnnGraph, restore_order
 from ..stages.partition import connected_components, infomap_partition
-from ._base import BaseClusterer, check_param, register
+from ._base import BaseClusterer, Constraint, Param, register
 
 
 @register("knn-cc")
@@ -29,13 +31,14 @@ class KnnConnectedComponents(BaseClusterer):
     [0, 0, 1, 1]
     """
 
+    _parameter_constraints: ClassVar[dict[str, Constraint]] = {
+        "k": Param(int, 2),
+        "threshold": Param((int, float), -1.0, 1.0),
+    }
+
     def __init__(self, k: int = 10, threshold: float = 0.7) -> None:
         self.k = k
         self.threshold = threshold
-
-    def _validate_params(self) -> None:
-        check_param("k", self.k, int, 2)
-        check_param("threshold", self.threshold, (int, float), -1.0, 1.0)
 
     def _fit(self, x: np.ndarray | None, knn: KnnGraph | None) -> np.ndarray:
         graph = self._knn(x, knn, self.k)
@@ -62,15 +65,16 @@ class KnnInfomap(BaseClusterer):
         Infomap's random seed (results are reproducible for a fixed seed).
     """
 
+    _parameter_constraints: ClassVar[dict[str, Constraint]] = {
+        "k": Param(int, 2),
+        "min_sim": Param((int, float), -1.0, 1.0),
+        "seed": Param(int, 0),
+    }
+
     def __init__(self, k: int = 80, min_sim: float = 0.0, seed: int = 123) -> None:
         self.k = k
         self.min_sim = min_sim
         self.seed = seed
-
-    def _validate_params(self) -> None:
-        check_param("k", self.k, int, 2)
-        check_param("min_sim", self.min_sim, (int, float), -1.0, 1.0)
-        check_param("seed", self.seed, int, 0)
 
     def _fit(self, x: np.ndarray | None, knn: KnnGraph | None) -> np.ndarray:
         graph, order = self._local(self._knn(x, knn, self.k))
