@@ -81,8 +81,8 @@ class BaseClusterer(ClusterMixin, BaseEstimator):
     #: ``faceclust train``) and implement :meth:`train`.
     needs_model: ClassVar[bool] = False
 
-    #: Parameter name -> constraint (:class:`Param` or :class:`OneOf`), checked in
-    #: declaration order by :meth:`_validate_params` at the start of ``fit``.
+    #: Parameter name -> :class:`Param` or :class:`OneOf` (or a tuple of them, checked in
+    #: turn), in the order :meth:`_validate_params` checks them at the start of ``fit``.
     _parameter_constraints: ClassVar[dict[str, Constraint]] = {}
 
     labels_: np.ndarray
