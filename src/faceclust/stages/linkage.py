@@ -17,6 +17,14 @@ from .._progress import progress
 from ..graph import group_sums, relabel
 from ..knn import search_topk
 
+__all__ = [
+    "best_partner",
+    "centroid_average_linkage",
+    "linked_clusters",
+    "merge_clusters",
+    "pair_dots",
+]
+
 
 @njit(cache=True)
 def best_partner(u, v, w, n):  # pragma: no cover - numba

@@ -17,7 +17,7 @@ from numba import njit, prange
 from ..errors import InputError, ParameterError
 from ..knn import KnnGraph
 
-__all__ = ["early_stop_edges", "threshold_edges", "unique_pairs"]
+__all__ = ["early_stop_edges", "knn_distance_matrix", "threshold_edges", "unique_pairs"]
 
 _ROWS = 1 << 15  # rows per block (bounds temporary [B, k] arrays)
 
