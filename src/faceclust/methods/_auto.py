@@ -49,6 +49,16 @@ from ..stages.cluster_ops import attach_by_majority, average_linkage
 from ..stages.linkage import centroid_average_linkage
 from ._base import BaseClusterer, Constraint, OneOf, Param, register
 
+#: Constraints of the parameters ``auto`` shares with ``incremental`` (which passes them on).
+LINKAGE_PARAMETERS: dict[str, Constraint] = {
+    "k": Param(int, 2),
+    "k_est": Param(int, 3),
+    "alpha": Param((int, float), 0.0, 1.0),
+    "threshold": Param((int, float), -1.0, 1.0, lo_open=True, optional=True),
+    "attach": Param((int, float), 0.0, 1.0, optional=True),
+    "attach_share": Param((int, float), 0.5, 1.0, lo_open=True),
+}
+
 
 @register("auto")
 class AutoClusterer(BaseClusterer):
@@ -109,12 +119,7 @@ class AutoClusterer(BaseClusterer):
     """
 
     _parameter_constraints: ClassVar[dict[str, Constraint]] = {
-        "k": Param(int, 2),
-        "k_est": Param(int, 3),
-        "alpha": Param((int, float), 0.0, 1.0),
-        "threshold": Param((int, float), -1.0, 1.0, lo_open=True, optional=True),
-        "attach": Param((int, float), 0.0, 1.0, optional=True),
-        "attach_share": Param((int, float), 0.5, 1.0, lo_open=True),
+        **LINKAGE_PARAMETERS,
         "centre": OneOf(("auto", True, False)),
         "sample": Param(int, 10),
         "seed": Param(int, 0),

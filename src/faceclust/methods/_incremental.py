@@ -39,7 +39,7 @@ from ..knn import KnnGraph, build_knn, search_topk
 from ..stages.cluster_ops import attach_by_majority
 from ..stages.linkage import centroid_average_linkage, linked_clusters, merge_clusters
 from ..stages.placement import assign_new, place_average
-from ._auto import AutoClusterer
+from ._auto import LINKAGE_PARAMETERS, AutoClusterer
 from ._base import BaseClusterer, Constraint, OneOf, Param, register, sklearn_check
 
 #: The threshold is re-estimated whenever the collection has grown by this factor.
@@ -120,12 +120,7 @@ class IncrementalClusterer(BaseClusterer):
     """
 
     _parameter_constraints: ClassVar[dict[str, Constraint]] = {
-        "k": Param(int, 2),
-        "k_est": Param(int, 3),
-        "alpha": Param((int, float), 0.0, 1.0),
-        "threshold": Param((int, float), -1.0, 1.0, lo_open=True, optional=True),
-        "attach": Param((int, float), 0.0, 1.0, optional=True),
-        "attach_share": Param((int, float), 0.5, 1.0, lo_open=True),
+        **LINKAGE_PARAMETERS,
         "placement": OneOf(("average", "nearest")),
         "reestimate": OneOf((True, False), same_type=True),
         "refine_every": Param(int, 1, optional=True),
