@@ -10,6 +10,11 @@ Sets: the bundled sample, LFW (dlib 128-d and ArcFace 512-d, /work/shared/data/l
 ``auto`` only). Each (set, method) is fitted with its defaults on the shared exact kNN graph
 the method would build itself (sets over 100K: each method builds its own); the SHA-256 of the int64 labels is recorded with the number of
 clusters. ``--compare`` exits 1 naming every (set, method) whose labels differ.
+
+``infomap`` is imported before faiss: both are SWIG modules sharing SWIG's iterator type, and
+with faiss first, reading Infomap's result vectors (``stages.partition.infomap_partition``)
+ran faiss's iterator code and crashed the process (segfault in fc-es on LFW after the sample
+runs; 7052ca8, twice in a row).
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import sys
 import time
 from pathlib import Path
 
+import infomap  # noqa: F401  (before faiss, see below)
 import numpy as np
 
 from faceclust import io
