@@ -10,6 +10,7 @@ from faceclust.stages.confidence import (
     choose_tau,
     deduce_tree,
     find_peaks,
+    identity_folds,
     ignore_mask,
     snbr_confidence,
     split_by_identity,
@@ -142,3 +143,16 @@ def test_choose_tau_scale_free():
         assert sim[6] <= tau < sim[[0, 2, 3, 5]].min()
         assert deduce_tree(peak, sim, tau).tolist() == [0, 0, 0, 1, 1, 1, 2]
     assert choose_tau(np.array([-1, -1]), np.array([-np.inf, -np.inf]), np.array([0, 1])) == (1.0, 0.0)
+
+
+def test_identity_folds_keep_each_identity_in_one_fold():
+    y = np.repeat(np.arange(9), [1, 2, 3, 1, 2, 3, 1, 2, 3])
+    fold = identity_folds(y, 3, seed=0, what="t")
+    assert sorted(np.unique(fold).tolist()) == [0, 1, 2]
+    for ident in np.unique(y):
+        assert len(np.unique(fold[y == ident])) == 1
+    # identities are dealt round-robin after a seeded shuffle: 3 identities per fold
+    assert [len(np.unique(y[fold == f])) for f in range(3)] == [3, 3, 3]
+    np.testing.assert_array_equal(fold, identity_folds(y, 3, seed=0, what="t"))
+    with pytest.raises(InputError, match="t: 9 identities cannot make 10 folds"):
+        identity_folds(y, 10, seed=0, what="t")

@@ -44,7 +44,7 @@ import numpy as np
 from .._validation import check_features, check_labels
 from ..errors import InputError, ParameterError
 from ..knn import KnnGraph, build_knn
-from ..stages.confidence import deduce_tree, find_peaks, split_by_identity
+from ..stages.confidence import deduce_tree, find_peaks, identity_folds, split_by_identity
 from ._base import BaseClusterer, Constraint, Param, check_param, register
 
 __all__ = [
@@ -91,15 +91,6 @@ def _check_keys(params: dict[str, Any], allowed: dict[str, Any], what: str) -> d
     return {**allowed, **params}
 
 
-def _identity_folds(y: np.ndarray, folds: int, seed: int, what: str) -> np.ndarray:
-    """Fold number ``[N]`` of every sample; identities are dealt to folds at random (seeded)."""
-    ids_u = np.unique(y)
-    if len(ids_u) < folds:
-        raise InputError(f"{what}: {len(ids_u)} identities cannot make {folds} folds")
-    fold_of = np.random.default_rng(seed).permutation(len(ids_u)) % folds
-    return fold_of[np.searchsorted(ids_u, y)]
-
-
 def _peaks_both(model, x: np.ndarray, k: int, min_sim: float, k_feat: int):
     """Peaks on the input kNN and on the GCN-feature kNN: ``((peak, sim), (peak, sim))``."""
     from ..nn.gcn_v import gcn_v_outputs
@@ -141,7 +132,7 @@ def train_gcn_v_model(
         x = check_features(features, source="features")
         y = check_labels(labels, x.shape[0], source="labels")
         if folds >= 2:
-            fold = _identity_folds(y, folds, seed, "train gcn-v (tau_folds)")
+            fold = identity_folds(y, folds, seed, "train gcn-v (tau_folds)")
             parts0, parts1, ys, offset = [], [], [], 0
             for f in range(folds):
                 held, rest = np.flatnonzero(fold == f), np.flatnonzero(fold != f)
@@ -242,7 +233,7 @@ def train_gcn_e_model(
     k_e = int(p.pop("k"))
     t0 = time.perf_counter()
     if folds >= 2:
-        fold = _identity_folds(y, folds, seed, "train gcn-e")
+        fold = identity_folds(y, folds, seed, "train gcn-e")
         sched = vmeta.get("schedule", {})
         vparams = {
             "k": int(vmeta.get("k", 80)), "min_sim": float(vmeta.get("min_sim", 0.0)),

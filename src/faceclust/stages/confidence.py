@@ -33,6 +33,7 @@ __all__ = [
     "choose_tau",
     "deduce_tree",
     "find_peaks",
+    "identity_folds",
     "ignore_mask",
     "snbr_confidence",
     "split_by_identity",
@@ -193,6 +194,15 @@ def split_by_identity(
     test_ids = ids[perm[:n_test]]
     is_test = np.isin(labels, test_ids)
     return np.flatnonzero(~is_test).astype(np.int64), np.flatnonzero(is_test).astype(np.int64)
+
+
+def identity_folds(y: np.ndarray, folds: int, seed: int, what: str) -> np.ndarray:
+    """Fold number ``[N]`` of every sample; identities are dealt to folds at random (seeded)."""
+    ids_u = np.unique(y)
+    if len(ids_u) < folds:
+        raise InputError(f"{what}: {len(ids_u)} identities cannot make {folds} folds")
+    fold_of = np.random.default_rng(seed).permutation(len(ids_u)) % folds
+    return fold_of[np.searchsorted(ids_u, y)]
 
 
 def choose_tau(
