@@ -11,10 +11,10 @@ Sets: the bundled sample, LFW (dlib 128-d and ArcFace 512-d, /work/shared/data/l
 the method would build itself (sets over 100K: each method builds its own); the SHA-256 of the int64 labels is recorded with the number of
 clusters. ``--compare`` exits 1 naming every (set, method) whose labels differ.
 
-``infomap`` is imported before faiss: both are SWIG modules sharing SWIG's iterator type, and
-with faiss first, reading Infomap's result vectors (``stages.partition.infomap_partition``)
-ran faiss's iterator code and crashed the process (segfault in fc-es on LFW after the sample
-runs; 7052ca8, twice in a row).
+Each set runs in a process of its own: in one process, fc-es on LFW after the sample runs
+crashed (segfault) in ``stages.partition.infomap_partition`` while numpy read Infomap's result
+vectors through faiss's SWIG iterator class (both are SWIG modules; 7052ca8, three times in a
+row; the same fit in a fresh process passes).
 """
 
 from __future__ import annotations
@@ -22,11 +22,12 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
-import infomap  # noqa: F401  (before faiss, see below)
 import numpy as np
 
 from faceclust import io
@@ -52,9 +53,11 @@ def _sets(extra: list[str]) -> dict[str, tuple[Path, tuple[str, ...]]]:
     return sets
 
 
-def run(extra: list[str], only: list[str] | None) -> dict[str, dict[str, dict]]:
+def run(extra: list[str], only: list[str] | None, one_set: str) -> dict[str, dict[str, dict]]:
     out: dict[str, dict[str, dict]] = {}
     for name, (path, methods) in _sets(extra).items():
+        if name != one_set:
+            continue
         x = io.read_features(path)
         graphs: dict[int, object] = {}
         out[name] = {}
@@ -103,8 +106,20 @@ def main() -> int:
     ap.add_argument("--extra", action="append", default=[],
                     help="NAME=FEATURES.npy[:METHOD,...] (default method: auto)")
     ap.add_argument("--methods", nargs="*", help="only these methods")
+    ap.add_argument("--only-set", help="run this one set in this process")
     args = ap.parse_args()
-    now = run(args.extra, args.methods)
+    if args.only_set:
+        now = run(args.extra, args.methods, args.only_set)
+    else:  # one child process per set (see the module doc)
+        now = {}
+        for name in _sets(args.extra):
+            with tempfile.TemporaryDirectory() as tmp:
+                out = Path(tmp) / "set.json"
+                cmd = [sys.executable, __file__, "--only-set", name, "--save", str(out)]
+                cmd += [f"--extra={e}" for e in args.extra]
+                cmd += ["--methods", *args.methods] if args.methods else []
+                subprocess.run(cmd, check=True)
+                now.update(json.loads(out.read_text()))
     if args.save:
         io.write_text(args.save, json.dumps(now, indent=1, sort_keys=True) + "\n")
     if args.compare:
