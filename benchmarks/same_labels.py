@@ -37,7 +37,32 @@ from faceclust.synth import sample_paths
 
 LFW = Path("/work/shared/data/lfw")
 METHODS = ("auto", "incremental", "fc-es", "knn-cc", "cdp", "chinese-whispers", "aro",
-           "infomap", "hac")
+           "infomap", "hac", "incremental-batches", "incremental-nearest", "suggest")
+#: Paths beyond fit: ``incremental`` fitted on half the rows (seeded order), the rest added in
+#: 4 ``partial_fit`` batches, then ``refine()`` (placement "average" or "nearest"); ``suggest``:
+#: ``faceclust.suggest.suggest_merges`` (top 50) over ``auto``'s labels.
+_BATCHES = 4
+
+
+def _incremental(x: np.ndarray, placement: str) -> np.ndarray:
+    order = np.random.default_rng(0).permutation(len(x))
+    half = len(x) // 2
+    est = make_method("incremental", {"placement": placement}).fit(x[order[:half]])
+    for part in np.array_split(order[half:], _BATCHES):
+        est.partial_fit(x[part])
+    est.refine()
+    labels = np.empty(len(x), dtype=np.int64)
+    labels[order] = est.labels_
+    return labels
+
+
+def _special(name: str, x: np.ndarray) -> np.ndarray:
+    if name.startswith("incremental-"):
+        return _incremental(x, name.split("-", 1)[1].replace("batches", "average"))
+    from faceclust.suggest import suggest_merges
+
+    pairs = suggest_merges(x, make_method("auto").fit_predict(x), top=50)
+    return np.array([(a, b, float(s).hex()) for a, b, s in pairs], dtype=object)
 
 
 def _sets(extra: list[str]) -> dict[str, tuple[Path, tuple[str, ...]]]:
@@ -64,19 +89,23 @@ def run(extra: list[str], only: list[str] | None, one_set: str) -> dict[str, dic
         for method in methods:
             if only and method not in only:
                 continue
-            est = make_method(method)
-            k = getattr(est, "k", None)
-            knn = None
-            if isinstance(k, int) and est.uses_knn and len(x) <= 100_000:
-                kk = max(k, 80)
-                if kk not in graphs:
-                    graphs[kk] = build_knn(x, k=kk)
-                knn = graphs[kk]
             t0 = time.perf_counter()
-            labels = np.ascontiguousarray(est.fit_predict(x, knn=knn), dtype=np.int64)
+            if method in ("incremental-batches", "incremental-nearest", "suggest"):
+                labels = _special(method, x)
+            else:
+                est = make_method(method)
+                k = getattr(est, "k", None)
+                knn = None
+                if isinstance(k, int) and est.uses_knn and len(x) <= 100_000:
+                    kk = max(k, 80)
+                    if kk not in graphs:
+                        graphs[kk] = build_knn(x, k=kk)
+                    knn = graphs[kk]
+                labels = np.ascontiguousarray(est.fit_predict(x, knn=knn), dtype=np.int64)
+            data = labels.tobytes() if labels.dtype != object else repr(labels.tolist()).encode()
             out[name][method] = {
-                "sha256": hashlib.sha256(labels.tobytes()).hexdigest(),
-                "clusters": int(len(np.unique(labels))),
+                "sha256": hashlib.sha256(data).hexdigest(),
+                "clusters": int(len(np.unique(labels))) if labels.dtype != object else len(labels),
                 "seconds": round(time.perf_counter() - t0, 2),
             }
             print(f"{name:>16} {method:>17} {out[name][method]['clusters']:>7} clusters "
