@@ -1,0 +1,341 @@
+"""One evaluation protocol for supervised methods: train on some people, cluster others.
+
+    python benchmarks/supervised_eval.py [--regimes 1a,1b,2,3] [--methods gcn-v,auto,...]
+        [--embeddings arcface512,dlib128] [--train-set METHOD:key=value ...] [--retrain]
+        [--scale N_TRAIN:IDS_TRAIN:N_TEST:IDS_TEST] [--work DIR]
+
+Every supervised method of the registry (``needs_model``) and the best
+unsupervised ones (``auto``, ``fc-es``, ``infomap``, their defaults) are run on
+the same test people; a method added to the registry gets rows by existing.
+
+Regimes (splits by person are seeded and fixed; train and test share no identity):
+
+* **1a** LFW split by person, the test side holding the largest identities:
+  every person with more than half the photos of the largest goes to test,
+  the others 50/50 at random (seed 0); the test side's largest person is then
+  >= 2x the training side's (checked).
+* **1b** celeba_wild split by person, 50/50 at random (seed 0).
+* **2** across sources: train on all of LFW -> test on celeba_wild and celeba;
+  train on all of celeba_wild -> test on LFW.
+* **3** MS-Celeb-1M-like at scale: ``faceclust synth`` (256-d, arcface preset)
+  train set seed 1 and test set seed 2 (other identities); sizes from
+  ``--scale`` (default part0_train / part1_test: 576,494 / 8,573 and 584,013 / 8,573).
+
+Regimes 1-2 run on both embedding models (ArcFace-like 512-d, dlib 128-d).
+Every training is ``faceclust train`` and every clustering ``faceclust
+cluster`` in its own process: training seconds and peak RSS come from the
+model's ``training.json``, clustering seconds from the CLI (features loaded,
+kNN built, clustered), its peak RSS from the process. Models are cached in
+``WORK/models`` (keyed by method, training set and ``--train-set`` values;
+``--retrain`` ignores the cache). Results accumulate in
+``benchmarks/results/supervised_eval.json`` (a filtered run replaces only
+its own rows) and ``docs/supervised.md`` is regenerated from all of them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = Path(os.environ.get("FACECLUST_DATA", ROOT.parents[1] / "shared" / "data"))
+if not DATA.is_dir():
+    DATA = Path("/work/shared/data")
+RESULTS = ROOT / "benchmarks" / "results" / "supervised_eval.json"
+DOC = ROOT / "docs" / "supervised.md"
+UNSUPERVISED = ("auto", "fc-es", "infomap")
+EMBEDDINGS = ("arcface512", "dlib128")
+FULL_SCALE = (576494, 8573, 584013, 8573)
+
+_RUN = ("import json, resource, sys\n"
+        "from faceclust.cli import main\n"
+        "sys.argv[0] = 'faceclust'\n"
+        "try:\n"
+        "    main(standalone_mode=False)\n"
+        "finally:\n"
+        "    r = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024\n"
+        "    print('PEAK_RSS_MIB', r, file=sys.stderr)\n")
+
+
+# ------------------------------------------------------------------ data sets
+def _load(source: str, emb: str) -> tuple[np.ndarray, np.ndarray]:
+    x = np.load(DATA / source / f"{emb}_features.npy")
+    y = np.loadtxt(DATA / source / "labels.meta", dtype=np.int64)
+    return x, y
+
+
+def lfw_split_largest_to_test(y: np.ndarray, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Regime 1a: people with > half the photos of the largest to test, the rest 50/50."""
+    ids, counts = np.unique(y, return_counts=True)
+    big = ids[counts > counts.max() / 2]
+    rest = ids[counts <= counts.max() / 2]
+    perm = np.random.default_rng(seed).permutation(len(rest))
+    test_ids = np.concatenate([big, rest[perm[: len(rest) // 2]]])
+    is_test = np.isin(y, test_ids)
+    tr, te = np.flatnonzero(~is_test), np.flatnonzero(is_test)
+    c_tr, c_te = np.bincount(y[tr]).max(), np.bincount(y[te]).max()
+    assert c_te >= 2 * c_tr, (c_te, c_tr)
+    return tr, te
+
+
+def split_half(y: np.ndarray, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Regime 1b: half of the people (seeded) to test."""
+    from faceclust.stages.confidence import split_by_identity
+
+    return split_by_identity(y, 0.5, seed=seed)
+
+
+def _save(work: Path, name: str, x: np.ndarray, y: np.ndarray) -> dict:
+    work.mkdir(parents=True, exist_ok=True)
+    fx, fy = work / f"{name}_features.npy", work / f"{name}.meta"
+    if not fx.is_file():
+        np.save(fx, np.ascontiguousarray(x, dtype=np.float32))
+        fy.write_text("\n".join(map(str, y)) + "\n")
+    sizes = np.bincount(np.unique(y, return_inverse=True)[1])
+    return {"name": name, "x": str(fx), "y": str(fy), "n": int(len(y)),
+            "ids": int(len(sizes)), "largest": int(sizes.max())}
+
+
+def tasks(regime: str, emb: str, work: Path, scale: tuple[int, int, int, int]) -> list[dict]:
+    """``[{regime, emb, train: set, test: set}]`` for one regime and embedding."""
+    d = work / "data" / emb
+    if regime == "1a":
+        x, y = _load("lfw", emb)
+        tr, te = lfw_split_largest_to_test(y)
+        return [{"train": _save(d, "lfw-train", x[tr], y[tr]),
+                 "test": _save(d, "lfw-test", x[te], y[te])}]
+    if regime == "1b":
+        x, y = _load("celeba_wild", emb)
+        tr, te = split_half(y)
+        return [{"train": _save(d, "celeba_wild-train", x[tr], y[tr]),
+                 "test": _save(d, "celeba_wild-test", x[te], y[te])}]
+    if regime == "2":
+        sets = {s: _save(d, s, *_load(s, emb)) for s in ("lfw", "celeba_wild", "celeba")}
+        return [{"train": sets["lfw"], "test": sets["celeba_wild"]},
+                {"train": sets["lfw"], "test": sets["celeba"]},
+                {"train": sets["celeba_wild"], "test": sets["lfw"]}]
+    if regime == "3":
+        n_tr, ids_tr, n_te, ids_te = scale
+        d = work / "data" / "synth"
+        d.mkdir(parents=True, exist_ok=True)
+        out = []
+        for name, n, ids, seed in (("train", n_tr, ids_tr, 1), ("test", n_te, ids_te, 2)):
+            prefix = d / f"synth-{name}-{n}-{ids}"
+            if not Path(f"{prefix}.npy").is_file():
+                _cli(["synth", "--n", str(n), "--ids", str(ids), "--dim", "256", "--seed",
+                      str(seed), "--out", str(prefix)])
+            y = np.loadtxt(f"{prefix}.meta", dtype=np.int64)
+            sizes = np.bincount(y)
+            out.append({"name": f"synth-{name}-{n}", "x": f"{prefix}.npy", "y": f"{prefix}.meta",
+                        "n": int(n), "ids": int((sizes > 0).sum()), "largest": int(sizes.max())})
+        return [{"train": out[0], "test": out[1]}]
+    raise SystemExit(f"unknown regime {regime!r}; known: 1a, 1b, 2, 3")
+
+
+# ------------------------------------------------------------------ running
+def _cli(args: list[str], timeout: float | None = None) -> tuple[str, float | None]:
+    """Run ``faceclust ARGS`` in a new process; return (stderr, its peak RSS in MiB)."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    p = subprocess.run([sys.executable, "-c", _RUN, *args], capture_output=True, text=True,
+                       env=env, timeout=timeout)
+    m = re.search(r"PEAK_RSS_MIB ([\d.]+)", p.stderr)
+    if p.returncode != 0:
+        tail = "\n".join(p.stderr.strip().splitlines()[-5:])
+        raise RuntimeError(f"faceclust {' '.join(args[:3])} ... failed:\n{tail}")
+    return p.stderr, float(m.group(1)) if m else None
+
+
+def _train_key(method: str, train: dict, settings: list[str]) -> str:
+    h = hashlib.sha1(json.dumps([method, train["x"], settings]).encode()).hexdigest()[:8]
+    return f"{method}-{train['name']}-{h}"
+
+
+def train_model(method: str, train: dict, settings: list[str], work: Path, emb: str,
+                retrain: bool) -> tuple[Path, dict]:
+    """Train (or reuse) ``method`` on ``train``; return its model directory and training.json."""
+    model = work / "models" / emb / _train_key(method, train, settings)
+    info_path = model / "training.json"
+    if retrain or not info_path.is_file():
+        args = ["train", "--method", method, train["x"], train["y"], "--out", str(model),
+                "--embedding", emb]
+        for s in settings:
+            args += ["--set", s]
+        t0 = time.perf_counter()
+        print(f"  train {method} on {train['name']} ({emb}) ...", file=sys.stderr, flush=True)
+        _cli(args)
+        print(f"    {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
+    return model, json.loads(info_path.read_text())
+
+
+def cluster(method: str, test: dict, model: Path | None, work: Path) -> dict:
+    """Cluster ``test`` with ``method``; metrics, seconds, peak RSS."""
+    from faceclust.metrics import evaluate
+
+    pred = work / "pred" / f"{test['name']}-{method}-{os.getpid()}.meta"
+    pred.parent.mkdir(parents=True, exist_ok=True)
+    args = ["cluster", test["x"], "--method", method, "--out", str(pred)]
+    if model is not None:
+        args += ["--model", str(model)]
+    err, rss = _cli(args)
+    m = re.search(r"clusters in ([\d.]+) s", err)
+    labels = np.loadtxt(pred, dtype=np.int64)
+    pred.unlink()
+    gt = np.loadtxt(test["y"], dtype=np.int64)
+    met = evaluate(gt, labels)
+    warn = [ln for ln in err.splitlines() if "warning:" in ln]
+    return {**{k: round(float(v), 4) for k, v in met.items() if isinstance(v, float)},
+            "n_clusters": int(met["n_clusters"]),
+            "cluster_seconds": float(m.group(1)) if m else None, "cluster_peak_mib": rss,
+            "warnings": warn}
+
+
+# ------------------------------------------------------------------ report
+def _key(r: dict) -> str:
+    return "|".join([r["regime"], r["emb"], r["train"], r["test"], r["method"]])
+
+
+def _f(v, fmt="{:.3f}"):
+    return "–" if v is None else fmt.format(v)
+
+
+def render(rows: list[dict], meta: dict) -> str:
+    titles = {
+        "1a": "Regime 1a: LFW, unseen people, test side holds the largest identities",
+        "1b": "Regime 1b: celeba_wild, unseen people (50/50 by person)",
+        "2": "Regime 2: across sources (train once, run on other photos)",
+        "3": "Regime 3: MS-Celeb-1M-like at scale (`faceclust synth`, 256-d)",
+    }
+    out = [
+        "# Supervised methods on people they never saw",
+        "",
+        "Generated by `python benchmarks/supervised_eval.py` (see its docstring for the exact",
+        "splits); do not edit by hand. Every supervised method of the registry",
+        "(`faceclust methods` marks them `[needs model]`) is trained with `faceclust train",
+        "--method M` at its defaults (unless noted below) on the training people and run with",
+        "`faceclust cluster --method M --model DIR` on the test people; `auto`, `fc-es` and",
+        "`infomap` (label-free, defaults) run on the same test people. Train and test share no",
+        "identity. Δ columns: pairwise / BCubed F minus `auto`'s on the same test set.",
+        "Times and memory: wall seconds and peak RSS of the `faceclust train` / `faceclust",
+        "cluster` process (cluster: load + kNN + clustering), measured on a shared 2-core",
+        "machine under load from other jobs: compare within a table, not across runs.",
+        "",
+    ]
+    if meta.get("notes"):
+        out += [f"Run notes: {meta['notes']}", ""]
+    for regime in ("1a", "1b", "2", "3"):
+        rr = [r for r in rows if r["regime"] == regime]
+        if not rr:
+            continue
+        out += [f"## {titles[regime]}", ""]
+        out += ["| embedding | train → test (people, largest) | method | pair P | pair R | pair F "
+                "| ΔF | BCubed P | BCubed R | BCubed F | ΔB | clusters | train s | train MiB "
+                "| cluster s | cluster MiB |",
+                "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+        for r in rr:
+            auto = next((a for a in rr if a["method"] == "auto" and a["emb"] == r["emb"]
+                         and a["test"] == r["test"]), None)
+            dpf = None if auto is None else r["pairwise_f"] - auto["pairwise_f"]
+            dbf = None if auto is None else r["bcubed_f"] - auto["bcubed_f"]
+            tr = (f"{r['train']} ({r['train_ids']}, {r['train_largest']}) → " if r.get("train_ids")
+                  else "– → ")
+            out.append(
+                f"| {r['emb']} | {tr}{r['test']} ({r['test_ids']}, {r['test_largest']}) "
+                f"| {r['method']} | {_f(r['pairwise_precision'])} | {_f(r['pairwise_recall'])} "
+                f"| {_f(r['pairwise_f'])} | {_f(dpf, '{:+.3f}')} | {_f(r['bcubed_precision'])} "
+                f"| {_f(r['bcubed_recall'])} | {_f(r['bcubed_f'])} | {_f(dbf, '{:+.3f}')} "
+                f"| {r['n_clusters']} | {_f(r.get('train_seconds'), '{:.0f}')} "
+                f"| {_f(r.get('train_peak_mib'), '{:.0f}')} | {_f(r['cluster_seconds'], '{:.1f}')} "
+                f"| {_f(r['cluster_peak_mib'], '{:.0f}')} |")
+        settings = sorted({f"{r['method']}: {' '.join(r['train_settings'])}" for r in rr
+                           if r.get("train_settings")})
+        if settings:
+            out += ["", "Training settings other than the defaults: " + "; ".join(settings) + "."]
+        warns = sorted({f"{r['method']} on {r['test']} ({r['emb']}): {w.split('warning: ')[-1]}"
+                        for r in rr for w in r.get("warnings", [])})
+        if warns:
+            out += ["", "Warnings printed by `cluster`:", ""] + [f"- {w}" for w in warns]
+        out.append("")
+    return "\n".join(out)
+
+
+def main() -> None:
+    from faceclust.methods import METHODS
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    supervised = sorted(n for n, c in METHODS.items() if getattr(c, "needs_model", False))
+    ap.add_argument("--regimes", default="1a,1b,2,3")
+    ap.add_argument("--methods", default=",".join([*supervised, *UNSUPERVISED]))
+    ap.add_argument("--embeddings", default=",".join(EMBEDDINGS))
+    ap.add_argument("--train-set", action="append", default=[], metavar="METHOD:KEY=VALUE",
+                    help="training parameter of one method (repeatable)")
+    ap.add_argument("--retrain", action="store_true", help="ignore cached models")
+    ap.add_argument("--scale", default=":".join(map(str, FULL_SCALE)),
+                    help="regime 3 sizes N_TRAIN:IDS_TRAIN:N_TEST:IDS_TEST")
+    ap.add_argument("--work", default=os.environ.get("SUPERVISED_EVAL_WORK",
+                                                      "/tmp/faceclust_supervised_eval"))
+    ap.add_argument("--notes", default=None, help="free text stored and shown in the doc")
+    ap.add_argument("--no-doc", action="store_true", help="do not rewrite docs/supervised.md")
+    ap.add_argument("--results", default=str(RESULTS), help="results JSON (accumulated)")
+    a = ap.parse_args()
+    work = Path(a.work)
+    scale = tuple(int(v) for v in a.scale.split(":"))
+    methods = [m.strip() for m in a.methods.split(",") if m.strip()]
+    for m in methods:
+        if m not in METHODS:
+            raise SystemExit(f"unknown method {m!r}")
+    settings: dict[str, list[str]] = {}
+    for s in a.train_set:
+        m, _, kv = s.partition(":")
+        settings.setdefault(m, []).append(kv)
+    results = Path(a.results)
+    stored = json.loads(results.read_text()) if results.is_file() else {"rows": [], "meta": {}}
+    rows = {_key(r): r for r in stored["rows"]}
+    for regime in a.regimes.split(","):
+        embs = ["synth256"] if regime == "3" else a.embeddings.split(",")
+        for emb in embs:
+            for task in tasks(regime, emb if regime != "3" else "synth", work, scale):
+                tr, te = task["train"], task["test"]
+                for method in methods:
+                    sup = getattr(METHODS[method], "needs_model", False)
+                    row = {"regime": regime, "emb": emb, "method": method,
+                           "train": tr["name"] if sup else "–", "test": te["name"],
+                           "test_ids": te["ids"], "test_largest": te["largest"]}
+                    model = None
+                    if sup:
+                        s = settings.get(method, [])
+                        model, info = train_model(method, tr, s, work, emb, a.retrain)
+                        row.update(train_ids=tr["ids"], train_largest=tr["largest"],
+                                   train_seconds=info.get("seconds"),
+                                   train_peak_mib=info.get("peak_rss_mib"), train_settings=s)
+                    print(f"  cluster {method} on {te['name']} ({emb}) ...", file=sys.stderr,
+                          flush=True)
+                    row.update(cluster(method, te, model, work))
+                    print(f"    pair F {row['pairwise_f']:.3f} BCubed F {row['bcubed_f']:.3f}",
+                          file=sys.stderr, flush=True)
+                    rows[_key(row)] = row
+                    order = {"1a": 0, "1b": 1, "2": 2, "3": 3}
+                    ordered = sorted(rows.values(), key=lambda r: (
+                        order[r["regime"]], r["emb"], r["test"],
+                        r["method"] not in supervised, r["method"]))
+                    meta = stored.get("meta", {})
+                    if a.notes:
+                        meta["notes"] = a.notes
+                    from faceclust import io
+
+                    io.write_text(results, json.dumps({"meta": meta, "rows": ordered},
+                                                      indent=1) + "\n")
+                    if not a.no_doc:
+                        io.write_text(DOC, render(ordered, meta) + "\n")
+
+
+if __name__ == "__main__":
+    main()
