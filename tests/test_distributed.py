@@ -61,7 +61,7 @@ def one_thread():
 
 @pytest.fixture(scope="module")
 def faces():
-    x, y = make_faces(6000, 600, 64, seed=3)
+    x, y = make_faces(4000, 400, 64, seed=3)
     return x, y
 
 
@@ -167,7 +167,7 @@ def few_photos(tmp_path_factory) -> Path:
     if not (PHOTOS / "obama.jpg").exists():
         pytest.skip("shared photos absent")
     d = tmp_path_factory.mktemp("photos")
-    for name in ("obama.jpg", "biden.jpg", "obama2.jpg", "obama3.jpg"):
+    for name in ("obama.jpg", "biden.jpg"):
         shutil.copy(PHOTOS / name, d / name)
     (d / "broken.jpg").write_bytes(b"not a jpeg" * 10)
     return d
@@ -185,26 +185,26 @@ def test_embed_on_ray_equals_one_process_and_resumes(pool, few_photos, tmp_path)
     from faceclust.photos import embed_folder, read_faces
 
     ref = tmp_path / "ref.npz"
-    embed_folder(few_photos, ref, workers=1, batch_size=2, max_side=600)
+    embed_folder(few_photos, ref, workers=1, batch_size=1, max_side=400)
     out = tmp_path / "ray.npz"
     runner = ray_embed_runner(pool)
-    report = embed_folder(few_photos, out, batch_size=2, max_side=600, runner=runner)
-    assert report.n_images == 5 and report.resumed_images == 0
+    report = embed_folder(few_photos, out, batch_size=1, max_side=400, runner=runner)
+    assert report.n_images == 3 and report.resumed_images == 0 and report.n_faces >= 2
     _same_faces(read_faces(ref), read_faces(out))
 
     # interrupted after the first shard: the re-run takes it from the checkpoint
     def stop_after_one_shard(todo, **kw):
         for i, res in enumerate(runner(todo, **kw)):
             yield res
-            if i == 1:
+            if i == 0:
                 raise KeyboardInterrupt
 
     again = tmp_path / "again.npz"
     with pytest.raises(KeyboardInterrupt):
-        embed_folder(few_photos, again, batch_size=2, max_side=600, runner=stop_after_one_shard)
+        embed_folder(few_photos, again, batch_size=1, max_side=400, runner=stop_after_one_shard)
     assert not again.exists() and any(again.with_name("again.npz.partial").glob("part-*.npz"))
-    report = embed_folder(few_photos, again, batch_size=2, max_side=600, runner=runner)
-    assert report.resumed_images == 2
+    report = embed_folder(few_photos, again, batch_size=1, max_side=400, runner=runner)
+    assert report.resumed_images == 1
     _same_faces(read_faces(ref), read_faces(again))
 
 
@@ -219,7 +219,7 @@ def test_cli_knn_and_cluster_with_ray_backend(pool, faces, tmp_path):
     feats = tmp_path / "x.npy"
     np.save(feats, x)
     runner = CliRunner()
-    res = runner.invoke(main, ["knn", str(feats), "--k", "20", "--backend", "ray",
+    res = runner.invoke(main, ["knn", str(feats), "--k", "20", "--index", "flat", "--backend", "ray",
                                "--out", str(tmp_path / "knn.npz")])
     assert res.exit_code == 0, res.output
     graph = io.read_knn(tmp_path / "knn.npz", n=len(x))
