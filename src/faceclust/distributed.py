@@ -48,12 +48,9 @@ import numpy as np
 from ._validation import check_features, check_k
 from .errors import ParameterError
 from .knn import (
-    _FLAT_MAX_N,
-    _NUMPY_MAX_N,
-    _QUERY_CHUNK,
+    QUERY_CHUNK,
     KnnGraph,
-    _id_dtype,
-    _sort_rows_desc,
+    auto_index,
     build_knn,
     ivf_assign,
     ivf_blas_cells,
@@ -61,6 +58,8 @@ from .knn import (
     ivf_join_cells,
     ivf_train,
     merge_partial_topk,
+    new_topk,
+    sort_topk,
 )
 
 BACKENDS: tuple[str, ...] = ("local", "ray")
@@ -191,11 +190,10 @@ def _flat_block_task(x: np.ndarray, lo: int, hi: int, k: int) -> tuple[np.ndarra
     faiss.omp_set_num_threads(_task_threads())
     n = x.shape[0]
     kk = min(k, hi - lo)
-    sims = np.full((n, k), -np.inf, dtype=np.float32)
-    ids = np.full((n, k), -1, dtype=_id_dtype(n))
+    sims, ids = new_topk(n, k, n)
     xb = x[lo:hi]
-    for start in range(0, n, _QUERY_CHUNK):
-        s, i = faiss.knn(x[start : start + _QUERY_CHUNK], xb, kk,
+    for start in range(0, n, QUERY_CHUNK):
+        s, i = faiss.knn(x[start : start + QUERY_CHUNK], xb, kk,
                          metric=faiss.METRIC_INNER_PRODUCT)
         ok = i >= 0
         sims[start : start + len(s), :kk] = np.where(ok, s, -np.inf)
@@ -220,8 +218,7 @@ def _join_task(
         members[member_start[c_lo] : member_start[c_hi]],
         other[other_start[c_lo] : other_start[c_hi]],
     ]))
-    top_s = np.full((len(touched), k), -np.inf, dtype=np.float32)
-    top_i = np.full((len(touched), k), -1, dtype=_id_dtype(x.shape[0]))
+    top_s, top_i = new_topk(len(touched), k, x.shape[0])
     ivf_join_cells(x, groups, c_lo, c_hi, top_s, top_i, local=touched)
     return touched, top_s, top_i
 
@@ -264,7 +261,7 @@ def build_knn_ray(
     n, _ = x.shape
     k = check_k(k, n)
     if index == "auto":
-        index = "numpy" if n <= _NUMPY_MAX_N else "flat" if n <= _FLAT_MAX_N else "ivf-blas"
+        index = auto_index(n)
     if index == "numpy":  # tiny: nothing to distribute
         return build_knn(x, k=k, index="numpy", progress_bar=False)
     ray = _import_ray()
@@ -272,8 +269,7 @@ def build_knn_ray(
     t_all = t0 = time.perf_counter()
     x_ref = pool.put(x)
     steps["put"] = time.perf_counter() - t0
-    top_s = np.full((n, k), -np.inf, dtype=np.float32)
-    top_i = np.full((n, k), -1, dtype=_id_dtype(n))
+    top_s, top_i = new_topk(n, k, n)
     params: dict[str, Any] = {"index": index, "k": k}
     if index == "flat":
         blocks = _split(n, pieces or pool.pieces(n, max(k, _FLAT_BLOCK_ALIGN)), _FLAT_BLOCK_ALIGN)
@@ -292,7 +288,7 @@ def build_knn_ray(
         centroids = ivf_train(x, nlist, seed)
         steps["train"] = time.perf_counter() - t0
         t0 = time.perf_counter()
-        blocks = _split(n, pieces or pool.pieces(n, _QUERY_CHUNK), _QUERY_CHUNK)
+        blocks = _split(n, pieces or pool.pieces(n, QUERY_CHUNK), QUERY_CHUNK)
         c_ref = ray.put(centroids)
         task = _remote(_assign_task)
         probe = np.concatenate(ray.get([task.remote(x_ref, c_ref, nprobe, lo, hi)
@@ -313,7 +309,7 @@ def build_knn_ray(
         steps["join+merge"] = time.perf_counter() - t0
         n_pieces = len(cells)
     t0 = time.perf_counter()
-    _sort_rows_desc(top_s, top_i)
+    sort_topk(top_s, top_i)
     graph = KnnGraph.from_search(top_i, top_s)
     steps["sort"] = time.perf_counter() - t0
     meta = {**params, "seconds": time.perf_counter() - t_all,
@@ -506,17 +502,17 @@ def fit_ray(
 
 # ------------------------------------------------------------------- embed
 class _EmbedActor:
-    """Holds one loaded face model; embeds shards of photos (rows as ``embed._process_one``)."""
+    """Holds one loaded face model; embeds shards of photos (one machine's per-image code)."""
 
     def __init__(self, backend: str, options: dict, max_side: int | None, root: str) -> None:
-        from .photos.embed import _init_worker
+        from .photos.embed import load_worker
 
-        _init_worker(backend, options, max_side, root)
+        load_worker(backend, options, max_side, root)
 
     def run(self, shard: list[str]) -> list[tuple]:
-        from .photos.embed import _process_one
+        from .photos.embed import embed_images
 
-        return [_process_one(rel) for rel in shard]
+        return embed_images(shard)
 
 
 def ray_embed_runner(pool: RayPool) -> Callable[..., Iterator[tuple]]:

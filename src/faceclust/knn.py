@@ -66,6 +66,24 @@ def threads() -> int:
     return _THREADS or os.cpu_count() or 1
 
 
+QUERY_CHUNK = _QUERY_CHUNK  # rows per faiss call; block boundaries at its multiples keep results bit-identical
+
+
+def auto_index(n: int) -> str:
+    """The index ``"auto"`` means for N points: numpy up to 4096, flat up to 100,000, ivf-blas."""
+    return "numpy" if n <= _NUMPY_MAX_N else "flat" if n <= _FLAT_MAX_N else "ivf-blas"
+
+
+def new_topk(rows: int, k: int, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Empty heaps ``(top_s, top_i)`` for ``rows`` points' k best among ``n`` (see :func:`merge_partial_topk`)."""
+    return np.full((rows, k), -np.inf, dtype=np.float32), np.full((rows, k), -1, dtype=_id_dtype(n))
+
+
+def sort_topk(top_s: np.ndarray, top_i: np.ndarray) -> None:
+    """Sort each heap row by descending similarity, in place."""
+    _sort_rows_desc(top_s, top_i)
+
+
 def _id_dtype(n: int) -> np.dtype:
     return np.dtype(np.int32) if n < 2**31 - 1 else np.dtype(np.int64)
 
@@ -347,7 +365,7 @@ def build_knn(
     n, d = x.shape
     k = check_k(k, n)
     if index == "auto":
-        index = "numpy" if n <= _NUMPY_MAX_N else "flat" if n <= _FLAT_MAX_N else "ivf-blas"
+        index = auto_index(n)
     params: dict = {"index": index, "k": k}
     if index == "ivf":
         nlist = nlist or int(min(4096, max(1, 8 * round(np.sqrt(n)))))

@@ -104,7 +104,7 @@ def backend_options(f):
     return f
 
 
-def _ray_session(backend: str, address: str | None, ray_cpus: int | None):
+def ray_session_for(backend: str, address: str | None, ray_cpus: int | None):
     """A Ray session for --backend ray; a no-op context (None) otherwise."""
     from contextlib import nullcontext
 
@@ -150,7 +150,7 @@ def knn_cmd(features, k, index, dim, nlist, nprobe, hnsw_m, ef_search, recall_sa
 
     io.check_output_path(out, [features])
     x = load_features(features, dim)
-    with _ray_session(backend, address, ray_cpus) as pool:
+    with ray_session_for(backend, address, ray_cpus) as pool:
         t0 = time.perf_counter()
         if pool is None:
             graph = build_knn(x, k=k, index=index, nlist=nlist, nprobe=nprobe, hnsw_m=hnsw_m,
@@ -232,7 +232,7 @@ def cluster_cmd(features, method, preset, knn_path, dim, settings, model, gt, ex
         if method not in RAY_METHODS:
             raise ParameterError(f"--backend ray runs methods {', '.join(RAY_METHODS)}, "
                                  f"not {method!r}")
-    with _ray_session(backend, address, ray_cpus) as pool:
+    with ray_session_for(backend, address, ray_cpus) as pool:
         t0 = time.perf_counter()
         if pool is None:
             labels = est.fit(x, knn=knn, constraints=constraints).labels_

@@ -15,7 +15,7 @@ import numpy as np
 
 from ..errors import InputError
 from ._app import main
-from ._core import _ray_session, backend_options
+from ._core import ray_session_for, backend_options
 
 _BACKEND_KEYS = ("detector", "upsample", "min_score", "jitter", "chip_size", "padding")
 
@@ -92,7 +92,7 @@ def embed_cmd(photos_dir, out, detector, upsample, min_score, jitter, max_side, 
     if not Path(photos_dir).is_dir():
         raise InputError(f"{photos_dir}: not a folder of photos")
     out_path = _check_faces_out(out)
-    with _ray_session(backend, address, ray_cpus) as pool:
+    with ray_session_for(backend, address, ray_cpus) as pool:
         runner = None
         if pool is not None:
             from ..distributed import ray_embed_runner

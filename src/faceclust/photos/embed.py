@@ -244,6 +244,16 @@ def _process_one(rel: str) -> tuple[str, str, str, np.ndarray, np.ndarray, np.nd
     return rel, "ok", "", boxes, scores, emb
 
 
+def load_worker(backend_name: str, options: dict, max_side: int | None, root: str) -> None:
+    """Load the face model into this process (a pool or Ray worker), once per worker."""
+    _init_worker(backend_name, options, max_side, root)
+
+
+def embed_images(rels: Sequence[str]) -> list[tuple]:
+    """Results of :func:`_process_one` for each image, in this (loaded) worker."""
+    return [_process_one(rel) for rel in rels]
+
+
 # ---------------------------------------------------------------------------- checkpoint
 
 
