@@ -15,7 +15,7 @@ import numpy as np
 
 from ..errors import InputError
 from ._app import main
-from ._core import ray_session_for, backend_options
+from ._core import backend_options, ray_session_for
 
 _BACKEND_KEYS = ("detector", "upsample", "min_score", "jitter", "chip_size", "padding")
 
