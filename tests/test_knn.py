@@ -191,8 +191,14 @@ def test_ivf_blas_probing_every_cell_is_exact():
     exact = build_knn(x, k=12, index="flat")
     joined = build_knn(x, k=12, index="ivf-blas", nlist=20, nprobe=20)
     assert joined.meta["nlist"] == 20 and joined.meta["nprobe"] == 20
-    assert np.array_equal(joined.ids, exact.ids)
     np.testing.assert_allclose(joined.sims, exact.sims, atol=1e-5)
+    # faiss and numpy's BLAS may round a product differently in the last bit, which
+    # can swap two neighbours tied at the k-th place; every other row is identical
+    differ = np.flatnonzero((joined.ids != exact.ids).any(axis=1))
+    assert len(differ) <= 2
+    for r in differ:
+        assert abs(joined.sims[r, -1] - exact.sims[r, -1]) < 1e-6
+        assert np.array_equal(joined.ids[r, :-1], exact.ids[r, :-1])
 
 
 def test_ivf_blas_recall_with_few_probes():

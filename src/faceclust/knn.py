@@ -47,6 +47,43 @@ _SEARCH_CHUNK = 4096  # query rows per faiss call in search_topk
 _IVF_TRAIN_PER_CELL = 20  # k-means sample per cell for "ivf-blas" (training is O(sample * nlist))
 
 
+_THREADS: int | None = None  # faiss threads; None: all cores
+
+
+def set_threads(n: int | None) -> None:
+    """Threads for faiss (``None``: all cores).
+
+    A product's rounding depends on how many threads BLAS splits it over, so
+    reproducing a Ray worker's graph bit for bit on one machine takes the same
+    count (here and ``threadpoolctl.threadpool_limits`` for numpy's BLAS).
+    """
+    global _THREADS
+    _THREADS = None if n is None else max(1, int(n))
+
+
+def threads() -> int:
+    """Threads faiss uses (:func:`set_threads`)."""
+    return _THREADS or os.cpu_count() or 1
+
+
+QUERY_CHUNK = _QUERY_CHUNK  # rows per faiss call; block boundaries at its multiples keep results bit-identical
+
+
+def auto_index(n: int) -> str:
+    """The index ``"auto"`` means for N points: numpy up to 4096, flat up to 100,000, ivf-blas."""
+    return "numpy" if n <= _NUMPY_MAX_N else "flat" if n <= _FLAT_MAX_N else "ivf-blas"
+
+
+def new_topk(rows: int, k: int, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Empty heaps ``(top_s, top_i)`` for ``rows`` points' k best among ``n`` (see :func:`merge_partial_topk`)."""
+    return np.full((rows, k), -np.inf, dtype=np.float32), np.full((rows, k), -1, dtype=_id_dtype(n))
+
+
+def sort_topk(top_s: np.ndarray, top_i: np.ndarray) -> None:
+    """Sort each heap row by descending similarity, in place."""
+    _sort_rows_desc(top_s, top_i)
+
+
 def _id_dtype(n: int) -> np.dtype:
     return np.dtype(np.int32) if n < 2**31 - 1 else np.dtype(np.int64)
 
@@ -328,7 +365,7 @@ def build_knn(
     n, d = x.shape
     k = check_k(k, n)
     if index == "auto":
-        index = "numpy" if n <= _NUMPY_MAX_N else "flat" if n <= _FLAT_MAX_N else "ivf-blas"
+        index = auto_index(n)
     params: dict = {"index": index, "k": k}
     if index == "ivf":
         nlist = nlist or int(min(4096, max(1, 8 * round(np.sqrt(n)))))
@@ -415,6 +452,12 @@ def _search_ivf_blas(
     ``[N, nprobe]`` cell ids and an int64 ``[N, nprobe - 1]`` grouping of the
     other probes (12 GB in all at 5.2M x 256, ``benchmarks/results/notes.md``).
 
+    The steps are separate functions (:func:`ivf_train`, :func:`ivf_assign`,
+    :func:`ivf_group`, :func:`ivf_join_cells`) so that :mod:`faceclust.distributed`
+    runs the very same kernels on groups of cells on other machines; the heap
+    keeps the top k by (similarity, then smaller id), so the result does not
+    depend on the order in which cells are joined or partial lists merged.
+
     ``steps`` (a dict) receives the seconds of each step (train, assign, group,
     join, sort). ``max_cells`` joins only the first that many cells of each
     pass -- an incomplete graph, for timing the join at sizes where the whole
@@ -422,25 +465,70 @@ def _search_ivf_blas(
     """
     steps = {} if steps is None else steps
     t0 = time.perf_counter()
+    n = x.shape[0]
+    centroids = ivf_train(x, nlist, seed)
+    steps["train"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    probe = ivf_assign(x, centroids, nprobe)
+    steps["assign"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    groups = ivf_group(probe, nlist)
+    del probe
+    top_s = np.full((n, k), -np.inf, dtype=np.float32)
+    top_i = np.full((n, k), -1, dtype=_id_dtype(n))
+    steps["group"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    n_cells = nlist if max_cells is None else min(nlist, max_cells)
+    with progress(total=2 * n_cells, desc="kNN ivf-blas", enabled=progress_bar, unit="cell") as bar:
+        ivf_join_cells(x, groups, 0, n_cells, top_s, top_i, bar=bar)
+    steps["join"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    _sort_rows_desc(top_s, top_i)
+    steps["sort"] = time.perf_counter() - t0
+    return top_i, top_s
+
+
+def ivf_train(x: np.ndarray, nlist: int, seed: int) -> np.ndarray:
+    """``[nlist, D]`` centroids of spherical k-means (faiss) on a seeded sample of 20 points per cell."""
     import faiss
 
-    faiss.omp_set_num_threads(os.cpu_count() or 1)
+    faiss.omp_set_num_threads(threads())
     n, d = x.shape
     rng = np.random.default_rng(seed)
     n_train = min(n, _IVF_TRAIN_PER_CELL * nlist)
     km = faiss.Kmeans(d, nlist, niter=10, spherical=True, seed=seed, verbose=False,
                       max_points_per_centroid=_IVF_TRAIN_PER_CELL, min_points_per_centroid=1)
     km.train(np.ascontiguousarray(x[np.sort(rng.choice(n, n_train, replace=False))]))
-    steps["train"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    cell_dtype = np.uint16 if nlist <= np.iinfo(np.uint16).max else np.int32
+    return np.ascontiguousarray(km.centroids, dtype=np.float32)
+
+
+def ivf_assign(x: np.ndarray, centroids: np.ndarray, nprobe: int) -> np.ndarray:
+    """``[N, nprobe]`` nearest cells of each row (own cell first), in query chunks of 16384.
+
+    Chunked at fixed offsets so that a caller splitting ``x`` at multiples of
+    the chunk gets bit-identical cells (faiss switches kernels for tiny chunks).
+    """
+    import faiss
+
+    n = x.shape[0]
+    cell_dtype = np.uint16 if len(centroids) <= np.iinfo(np.uint16).max else np.int32
     probe = np.empty((n, nprobe), dtype=cell_dtype)
     for start in range(0, n, _QUERY_CHUNK):
-        _, p = faiss.knn(x[start : start + _QUERY_CHUNK], km.centroids, nprobe,
+        _, p = faiss.knn(x[start : start + _QUERY_CHUNK], centroids, nprobe,
                          metric=faiss.METRIC_INNER_PRODUCT)
         probe[start : start + len(p)] = p
-    steps["assign"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
+    return probe
+
+
+def ivf_group(probe: np.ndarray, nlist: int) -> tuple[np.ndarray, ...]:
+    """``(members, member_start, other, other_start)``: points by own cell, and by their other probes.
+
+    ``members[member_start[c]:member_start[c + 1]]`` are the points whose
+    nearest cell is c (ascending); ``other[other_start[c]:other_start[c + 1]]``
+    the points that probe c as one of their other ``nprobe - 1`` cells (ascending).
+    """
+    nprobe = probe.shape[1]
+
     def grouped(cells: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Positions sorted by cell, and where each cell's run starts."""
         start = np.zeros(nlist + 1, dtype=np.int64)
@@ -450,29 +538,57 @@ def _search_ivf_blas(
     members, member_start = grouped(probe[:, 0])  # points by own cell
     # (point, cell) pairs of the other probes, by cell; one copy (0.7 GB at 5.2M x 63)
     other, other_start = grouped(probe[:, 1:].ravel())
-    del probe
     other //= max(1, nprobe - 1)
+    return members, member_start, other, other_start
 
-    top_s = np.full((n, k), -np.inf, dtype=np.float32)
-    top_i = np.full((n, k), -1, dtype=_id_dtype(n))
-    steps["group"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    n_cells = nlist if max_cells is None else min(nlist, max_cells)
-    with progress(total=2 * n_cells, desc="kNN ivf-blas", enabled=progress_bar, unit="cell") as bar:
-        for pass_ in (0, 1):
-            for c in range(n_cells):
-                mem = members[member_start[c] : member_start[c + 1]]
-                rows = mem if pass_ == 0 else other[other_start[c] : other_start[c + 1]]
-                if len(mem) and len(rows):
-                    xm = x[mem]
-                    sims = (xm if pass_ == 0 else x[rows]) @ xm.T
-                    _merge_topk(top_s, top_i, rows, sims, mem)
+
+def ivf_join_cells(
+    x: np.ndarray, groups: tuple[np.ndarray, ...], c_lo: int, c_hi: int,
+    top_s: np.ndarray, top_i: np.ndarray, *, local: np.ndarray | None = None, bar=None,
+) -> None:
+    """Join cells ``c_lo <= c < c_hi``: their members against themselves, then against their probers.
+
+    The per-group kernel of ``ivf-blas`` (one machine: all cells; a Ray worker:
+    one group). Each comparison is merged into the heaps ``top_s / top_i``;
+    when they hold only some points, ``local`` lists those points' ids in
+    ascending order (heap row r is point ``local[r]``).
+    """
+    members, member_start, other, other_start = groups
+    for pass_ in (0, 1):
+        for c in range(c_lo, c_hi):
+            mem = members[member_start[c] : member_start[c + 1]]
+            rows = mem if pass_ == 0 else other[other_start[c] : other_start[c + 1]]
+            if len(mem) and len(rows):
+                xm = x[mem]
+                sims = (xm if pass_ == 0 else x[rows]) @ xm.T
+                heap_rows = rows if local is None else np.searchsorted(local, rows)
+                _merge_topk(top_s, top_i, heap_rows, sims, mem)
+            if bar is not None:
                 bar.update()
-    steps["join"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    _sort_rows_desc(top_s, top_i)
-    steps["sort"] = time.perf_counter() - t0
-    return top_i, top_s
+
+
+@njit(cache=True, inline="always")
+def _heap_push(hs, hi, val, idx):  # pragma: no cover - compiled
+    """Offer ``(val, idx)`` to a min-heap of the k best by (similarity desc, id asc)."""
+    k = hs.shape[0]
+    if val < hs[0] or (val == hs[0] and hi[0] >= 0 and idx >= hi[0]):
+        return
+    pos = 0
+    while True:
+        child = 2 * pos + 1
+        if child >= k:
+            break
+        # the worse child: lower similarity, or equal and the larger id
+        if child + 1 < k and (hs[child + 1] < hs[child]
+                              or (hs[child + 1] == hs[child] and hi[child + 1] > hi[child])):
+            child += 1
+        if hs[child] > val or (hs[child] == val and hi[child] < idx):
+            break
+        hs[pos] = hs[child]
+        hi[pos] = hi[child]
+        pos = child
+    hs[pos] = val
+    hi[pos] = idx
 
 
 @njit(cache=True)
@@ -480,30 +596,29 @@ def _merge_topk(top_s, top_i, rows, sims, cols):  # pragma: no cover - compiled
     """Merge ``sims[r, j]`` (point ``rows[r]`` vs point ``cols[j]``) into the min-heaps.
 
     Serial on purpose: it runs between BLAS calls whose threads are still
-    spinning, and a threaded version measured no faster.
+    spinning, and a threaded version measured no faster. Ties keep the smaller
+    id, so the kept set is the same whatever the order of the offers.
     """
-    k = top_s.shape[1]
     for r in range(len(rows)):
         q = rows[r]
         hs = top_s[q]
         hi = top_i[q]
         for j in range(sims.shape[1]):
             val = sims[r, j]
-            if val > hs[0]:  # replace the heap's minimum and sift down
-                pos = 0
-                while True:
-                    child = 2 * pos + 1
-                    if child >= k:
-                        break
-                    if child + 1 < k and hs[child + 1] < hs[child]:
-                        child += 1
-                    if hs[child] >= val:
-                        break
-                    hs[pos] = hs[child]
-                    hi[pos] = hi[child]
-                    pos = child
-                hs[pos] = val
-                hi[pos] = cols[j]
+            if val >= hs[0]:
+                _heap_push(hs, hi, val, cols[j])
+
+
+@njit(cache=True)
+def merge_partial_topk(top_s, top_i, rows, part_s, part_i):  # pragma: no cover - compiled
+    """Merge partial top-k lists ``(part_s[r], part_i[r])`` of points ``rows[r]`` into the heaps."""
+    for r in range(len(rows)):
+        q = rows[r]
+        hs = top_s[q]
+        hi = top_i[q]
+        for j in range(part_s.shape[1]):
+            if part_i[r, j] >= 0 and part_s[r, j] >= hs[0]:
+                _heap_push(hs, hi, part_s[r, j], part_i[r, j])
 
 
 @njit(parallel=True, cache=True)
@@ -517,7 +632,7 @@ def _sort_rows_desc(top_s, top_i):  # pragma: no cover - compiled
 def _make_faiss_index(x: np.ndarray, index: str, params: dict):
     import faiss
 
-    faiss.omp_set_num_threads(os.cpu_count() or 1)
+    faiss.omp_set_num_threads(threads())
     d = x.shape[1]
     if index == "flat":
         idx = faiss.IndexFlatIP(d)

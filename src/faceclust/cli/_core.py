@@ -86,6 +86,37 @@ def _print_metrics(metrics: dict, *, as_json: bool) -> None:
     click.echo(f"clusters: {metrics['n_clusters']}  samples: {metrics['n_samples']}")
 
 
+def backend_options(f):
+    """``--backend local|ray``, ``--address`` and ``--ray-cpus`` (knn, cluster, embed)."""
+    opts = [
+        click.option("--backend", type=click.Choice(["local", "ray"]), default="local",
+                     show_default=True,
+                     help="Where to compute: this process, or a Ray cluster "
+                          "(pip install 'faceclust[ray]'; same results, docs/scale.md)."),
+        click.option("--address", default=None,
+                     help="Ray cluster to join (e.g. ray://head:10001 or auto); default: start "
+                          "a local Ray with this machine's cores."),
+        click.option("--ray-cpus", type=click.IntRange(1, None), default=None,
+                     help="CPUs of the local Ray (default: all cores)."),
+    ]
+    for opt in reversed(opts):
+        f = opt(f)
+    return f
+
+
+def ray_session_for(backend: str, address: str | None, ray_cpus: int | None):
+    """A Ray session for --backend ray; a no-op context (None) otherwise."""
+    from contextlib import nullcontext
+
+    if backend != "ray":
+        if address or ray_cpus:
+            raise ParameterError("--address and --ray-cpus need --backend ray")
+        return nullcontext(None)
+    from ..distributed import ray_session
+
+    return ray_session(address, ray_cpus)
+
+
 # ----------------------------------------------------------------- commands
 @main.command("methods")
 def methods_cmd() -> None:
@@ -111,17 +142,28 @@ def methods_cmd() -> None:
 @click.option("--cache-dir", type=click.Path(file_okay=False), default=None)
 @click.option("--out", required=True, type=click.Path(dir_okay=False),
               help="Output .npz in learn-to-cluster's format (key data: ids, 1-sim).")
-def knn_cmd(features, k, index, dim, nlist, nprobe, hnsw_m, ef_search, recall_sample, cache_dir, out):
+@backend_options
+def knn_cmd(features, k, index, dim, nlist, nprobe, hnsw_m, ef_search, recall_sample, cache_dir, out,
+            backend, address, ray_cpus):
     """Build the cosine kNN graph of FEATURES and write it in learn-to-cluster's .npz format."""
     from .. import io
 
     io.check_output_path(out, [features])
     x = load_features(features, dim)
-    t0 = time.perf_counter()
-    graph = build_knn(x, k=k, index=index, nlist=nlist, nprobe=nprobe, hnsw_m=hnsw_m,
-                      ef_search=ef_search, cache_dir=cache_dir)
-    secs = time.perf_counter() - t0
+    with ray_session_for(backend, address, ray_cpus) as pool:
+        t0 = time.perf_counter()
+        if pool is None:
+            graph = build_knn(x, k=k, index=index, nlist=nlist, nprobe=nprobe, hnsw_m=hnsw_m,
+                              ef_search=ef_search, cache_dir=cache_dir)
+        else:
+            from ..distributed import build_knn_ray
+
+            graph = build_knn_ray(x, k, pool=pool, index=index, nlist=nlist, nprobe=nprobe)
+        secs = time.perf_counter() - t0
     msg = f"kNN ({index}) N={graph.n} k={graph.k} in {secs:.1f} s"
+    if pool is not None:
+        msg += (f" on Ray ({pool.workers} workers, start-up {pool.init_seconds:.1f} s, "
+                f"steps {graph.meta['steps']})")
     if index in ("ivf", "ivf-blas", "hnsw") and recall_sample > 0:
         msg += f"; recall@{graph.k} on {min(recall_sample, graph.n)} rows = "
         msg += f"{knn_recall(graph, x, sample=recall_sample):.4f}"
@@ -155,8 +197,9 @@ def knn_cmd(features, k, index, dim, nlist, nprobe, hnsw_m, ef_search, recall_sa
                    "format; a cluster holding such a pair is split.")
 @click.option("--out", required=True, type=click.Path(dir_okay=False),
               help="Output labels (.meta text or .npy), one per row.")
+@backend_options
 def cluster_cmd(features, method, preset, knn_path, dim, settings, model, gt, explain,
-                must_link, cannot_link, out):
+                must_link, cannot_link, out, backend, address, ray_cpus):
     """Cluster FEATURES and write one label per row to OUT.
 
     With --must-link / --cannot-link the result honours every pair (any method).
@@ -183,9 +226,22 @@ def cluster_cmd(features, method, preset, knn_path, dim, settings, model, gt, ex
     if must_link or cannot_link:
         constraints = (io.read_pairs(must_link, n=x.shape[0]) if must_link else None,
                        io.read_pairs(cannot_link, n=x.shape[0]) if cannot_link else None)
-    t0 = time.perf_counter()
-    labels = est.fit(x, knn=knn, constraints=constraints).labels_
-    secs = time.perf_counter() - t0
+    if backend == "ray":
+        from ..distributed import RAY_METHODS
+
+        if method not in RAY_METHODS:
+            raise ParameterError(f"--backend ray runs methods {', '.join(RAY_METHODS)}, "
+                                 f"not {method!r}")
+    with ray_session_for(backend, address, ray_cpus) as pool:
+        t0 = time.perf_counter()
+        if pool is None:
+            labels = est.fit(x, knn=knn, constraints=constraints).labels_
+        else:
+            from ..distributed import fit_ray
+
+            labels = fit_ray(est, x, pool=pool, knn=knn, constraints=constraints).labels_
+            click.echo(f"Ray: {est.ray_info_} (start-up {pool.init_seconds:.1f} s)", err=True)
+        secs = time.perf_counter() - t0
     io.write_labels(out, labels, protect=inputs)
     stages = ", ".join(f"{k} {v:.2f}s" for k, v in est.stage_seconds_.items())
     n_clusters = len(np.unique(labels[labels >= 0])) + int((labels < 0).sum())

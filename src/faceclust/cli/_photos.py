@@ -15,6 +15,7 @@ import numpy as np
 
 from ..errors import InputError
 from ._app import main
+from ._core import backend_options, ray_session_for
 
 _BACKEND_KEYS = ("detector", "upsample", "min_score", "jitter", "chip_size", "padding")
 
@@ -76,8 +77,9 @@ def _check_faces_out(out: str) -> Path:
 @click.option("--out", required=True, type=click.Path(dir_okay=False),
               help="Faces file to write (.npz; a readable .npz.json sidecar is written beside it).")
 @_embed_options
+@backend_options
 def embed_cmd(photos_dir, out, detector, upsample, min_score, jitter, max_side, workers,
-              batch_size, restart):
+              batch_size, restart, backend, address, ray_cpus):
     """Detect, align and embed every face in the photos under PHOTOS_DIR.
 
     Walks the folder (jpg, png, webp; EXIF orientation applied), records for
@@ -90,15 +92,22 @@ def embed_cmd(photos_dir, out, detector, upsample, min_score, jitter, max_side, 
     if not Path(photos_dir).is_dir():
         raise InputError(f"{photos_dir}: not a folder of photos")
     out_path = _check_faces_out(out)
-    report = embed_folder(
-        photos_dir,
-        out_path,
-        backend_options=_backend_options(detector, upsample, min_score, jitter),
-        workers=workers,
-        batch_size=batch_size,
-        max_side=1600 if max_side is None else max_side,
-        resume=not restart,
-    )
+    with ray_session_for(backend, address, ray_cpus) as pool:
+        runner = None
+        if pool is not None:
+            from ..distributed import ray_embed_runner
+
+            runner = ray_embed_runner(pool)
+        report = embed_folder(
+            photos_dir,
+            out_path,
+            backend_options=_backend_options(detector, upsample, min_score, jitter),
+            workers=workers,
+            batch_size=batch_size,
+            max_side=1600 if max_side is None else max_side,
+            resume=not restart,
+            runner=runner,
+        )
     _echo_report(report)
 
 

@@ -31,6 +31,8 @@ flags (``benchmarks/real_data_eval.py``, ``docs/real-data.md``).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
 from typing import ClassVar
 
 import numpy as np
@@ -44,8 +46,9 @@ from ..adaptive import (
     set_attach,
 )
 from ..errors import ParameterError
+from ..graph import relabel
 from ..knn import KnnGraph, build_knn
-from ..stages.cluster_ops import attach_by_majority, average_linkage
+from ..stages.cluster_ops import attach_moves, average_linkage
 from ..stages.linkage import centroid_average_linkage
 from ._base import BaseClusterer, Constraint, OneOf, Param, register
 
@@ -152,6 +155,32 @@ class AutoClusterer(BaseClusterer):
         if n <= 2:
             self._set_trivial(n)
             return np.arange(n, dtype=np.int64)
+        # set by faceclust.distributed.fit_ray: runs these same stages on Ray workers
+        ex = getattr(self, "_executor", None)
+        x, graph, est = self._prepare(x, knn, ex.build_knn if ex else build_knn)
+        with self._stage("select"):
+            src, dst, w = self._select(graph, est)
+        with self._stage("partition"):
+            link = partial(ex.link, self) if ex else self._link
+            labels = link(x, graph.n, est, src, dst, w)
+        if est.attach_threshold is not None:
+            with self._stage("attach"):
+                attach = partial(ex.attach, self) if ex else self._attach
+                labels = attach(x, graph, est, labels)
+        return labels
+
+    # The stages below are separate so that faceclust.distributed runs the very
+    # same code: _link per group of connected components, _attach_moves per block
+    # of rows, on Ray workers.
+    def _prepare(
+        self, x: np.ndarray | None, knn: KnnGraph | None, knn_builder: Callable = build_knn
+    ) -> tuple[np.ndarray | None, KnnGraph, ScaleEstimate]:
+        """kNN graph, centring and the scale estimate: ``(x as used, graph, estimate)``.
+
+        ``knn_builder(x, k=...)`` builds a graph when none is given (the Ray
+        backend passes its distributed search).
+        """
+        n = knn.n if knn is not None else x.shape[0]
         with self._stage("knn"):
             if knn is not None:
                 if knn.k < min(self.k, n - 1):
@@ -161,7 +190,7 @@ class AutoClusterer(BaseClusterer):
                     )
                 graph = knn
             else:
-                graph = build_knn(x, k=min(max(self.k, self.k_est), n - 1))
+                graph = knn_builder(x, k=min(max(self.k, self.k_est), n - 1))
         centre, m2, sep_raw, sep_c = False, None, None, None
         if x is not None and self.centre is not False:
             with self._stage("centre"):
@@ -175,7 +204,7 @@ class AutoClusterer(BaseClusterer):
                     xc = x - mean
                     xc /= np.maximum(np.linalg.norm(xc, axis=1, keepdims=True), 1e-12)
                     if knn is None:
-                        graph = build_knn(xc, k=graph.k)
+                        graph = knn_builder(xc, k=graph.k)
                     else:  # re-score the given pairs in the centred space
                         graph = KnnGraph.from_search(
                             graph.ids, centred_graph_sims(graph, x, mean), graph.meta
@@ -198,26 +227,56 @@ class AutoClusterer(BaseClusterer):
             if self.threshold is not None:
                 est.notes.append(f"threshold fixed by the caller at {float(self.threshold):g}")
                 est.threshold = float(self.threshold)
-        m = min(self.k_est, graph.k)
-        set_attach(est, self.attach, self.attach_share, m - 1)
+        set_attach(est, self.attach, self.attach_share, min(self.k_est, graph.k) - 1)
         self.estimate_ = est
         self.threshold_ = est.threshold
         self.explain_ = est.explain()
-        with self._stage("select"):
-            src, dst, w = graph.truncate(min(self.k, graph.k)).edges(min_sim=est.threshold)
-        with self._stage("partition"):
-            if x is not None:
-                labels = centroid_average_linkage(x, src, dst, w, est.threshold)
-            else:  # graph only: mean over the observed pairs stands in for the mean over all pairs
-                labels = average_linkage(src, dst, w, graph.n, est.threshold, unobserved="skip")
-        if est.attach_threshold is not None:
-            with self._stage("attach"):
-                labels = attach_by_majority(
-                    labels, graph.ids[:, 1:m], est.attach_threshold, x=x,
-                    nbr_sims=None if x is not None else graph.sims[:, 1:m],
-                    share=est.attach_share,
-                )
-        return labels
+        return x, graph, est
+
+    def _select(
+        self, graph: KnnGraph, est: ScaleEstimate
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The edges ``(src, dst, sim)`` that may join clusters: the first k, sim >= threshold."""
+        return graph.truncate(min(self.k, graph.k)).edges(min_sim=est.threshold)
+
+    def _link(
+        self, x: np.ndarray | None, n: int, est: ScaleEstimate,
+        src: np.ndarray, dst: np.ndarray, w: np.ndarray,
+    ) -> np.ndarray:
+        """Average linkage of ``n`` points along the selected edges; contiguous labels.
+
+        Only points joined by edges interact, so it may run on any union of the
+        connected components of the edges (renumbered in ascending order) alone.
+        """
+        if x is not None:
+            return centroid_average_linkage(x, src, dst, w, est.threshold)
+        # graph only: mean over the observed pairs stands in for the mean over all pairs
+        return average_linkage(src, dst, w, n, est.threshold, unobserved="skip")
+
+    def _attach_inputs(
+        self, graph: KnnGraph, est: ScaleEstimate, x: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """The neighbour ids (and, without features, similarities) that attachment reads."""
+        m = est.attach_neighbours + 1
+        return graph.ids[:, 1:m], None if x is not None else graph.sims[:, 1:m]
+
+    def _attach_moves(
+        self, x: np.ndarray | None, nbr_ids: np.ndarray, nbr_sims: np.ndarray | None,
+        est: ScaleEstimate, labels: np.ndarray, rows: np.ndarray | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Which singletons (among ``rows``) join which cluster of ``labels``."""
+        return attach_moves(labels, nbr_ids, est.attach_threshold, x=x, nbr_sims=nbr_sims,
+                            share=est.attach_share, rows=rows)
+
+    def _attach(
+        self, x: np.ndarray | None, graph: KnnGraph, est: ScaleEstimate, labels: np.ndarray
+    ) -> np.ndarray:
+        """Attachment of the faces the linkage left alone; contiguous labels."""
+        nbr_ids, nbr_sims = self._attach_inputs(graph, est, x)
+        pts, targets = self._attach_moves(x, nbr_ids, nbr_sims, est, labels)
+        out = np.array(labels, dtype=np.int64)
+        out[pts] = targets
+        return relabel(out)
 
     def _set_trivial(self, n: int) -> None:
         est = ScaleEstimate(

@@ -190,7 +190,8 @@ class BaseClusterer(ClusterMixin, BaseEstimator):
                 raise InputError(
                     f"{self.method_name}: X has 1 sample; a kNN graph needs at least 2 samples"
                 )
-            return build_knn(x, k=k)
+            ex = getattr(self, "_executor", None)  # faceclust.distributed.fit_ray
+            return ex.build_knn(x, k=k) if ex is not None else build_knn(x, k=k)
 
     def _local(self, graph: KnnGraph) -> tuple[KnnGraph, np.ndarray]:
         """``graph`` renumbered for memory locality, and the order to undo it with.

@@ -85,7 +85,9 @@ class FCES(BaseClusterer):
     def _fit(self, x: np.ndarray | None, knn: KnnGraph | None) -> np.ndarray:
         graph, order = self._local(self._knn(x, knn, self.k))
         with self._stage("refine"):
-            scores = nep(graph, float(self.sigma))
+            # the Ray backend (faceclust.distributed) scores blocks of rows on workers
+            refine = getattr(self, "_nep_backend", None) or nep
+            scores = refine(graph, float(self.sigma))
         with self._stage("select"):
             src, dst, w, single = early_stop_edges(
                 graph.ids, scores, float(self.theta), self.max_links

@@ -27,7 +27,7 @@ import os
 import shutil
 import time
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -244,6 +244,16 @@ def _process_one(rel: str) -> tuple[str, str, str, np.ndarray, np.ndarray, np.nd
     return rel, "ok", "", boxes, scores, emb
 
 
+def load_worker(backend_name: str, options: dict, max_side: int | None, root: str) -> None:
+    """Load the face model into this process (a pool or Ray worker), once per worker."""
+    _init_worker(backend_name, options, max_side, root)
+
+
+def embed_images(rels: Sequence[str]) -> list[tuple]:
+    """Results of :func:`_process_one` for each image, in this (loaded) worker."""
+    return [_process_one(rel) for rel in rels]
+
+
 # ---------------------------------------------------------------------------- checkpoint
 
 
@@ -308,6 +318,7 @@ def embed_folder(
     resume: bool = True,
     images: Sequence[str] | None = None,
     progress_bar: bool | None = None,
+    runner: Callable[..., Iterable[tuple]] | None = None,
 ) -> EmbedReport:
     """Detect, align and embed every face under ``photos_dir``; write the faces file ``out``.
 
@@ -327,6 +338,11 @@ def embed_folder(
         ``False`` discards it.
     images:
         Relative paths to process instead of every image in the folder.
+    runner:
+        Where the images are processed: ``runner(todo, backend=, options=,
+        max_side=, root=, batch_size=)`` yields one result per image (any order),
+        e.g. Ray workers (:func:`faceclust.distributed.ray_embed_runner`); the
+        checkpointing, merging and output stay here, so the faces file is the same.
     """
     t0 = time.perf_counter()
     root = Path(photos_dir).resolve()
@@ -374,7 +390,11 @@ def embed_folder(
         model.detect_and_embed(np.zeros((32, 32, 3), np.uint8))
         batch: list[tuple] = []
         with progress(total=len(todo), desc="embed", enabled=progress_bar, unit="img") as bar:
-            if workers == 1:
+            if runner is not None:
+                results = runner(todo, backend=backend, options=options, max_side=max_side,
+                                 root=str(root), batch_size=batch_size)
+                pool = None
+            elif workers == 1:
                 _init_worker(backend, options, max_side, str(root))
                 _WORKER["backend"] = model
                 results = map(_process_one, todo)

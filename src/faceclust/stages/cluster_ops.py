@@ -16,7 +16,7 @@ from .._progress import progress
 from ..errors import InputError, ParameterError
 from ..graph import group_sums, relabel
 
-__all__ = ["attach_by_majority", "average_linkage", "chinese_whispers", "symmetric_csr"]
+__all__ = ["attach_by_majority", "attach_moves", "average_linkage", "chinese_whispers", "symmetric_csr"]
 
 
 def symmetric_csr(src: np.ndarray, dst: np.ndarray, weight: np.ndarray, n: int) -> sp.csr_matrix:
@@ -296,6 +296,31 @@ def attach_by_majority(
     Returns contiguous labels (:func:`faceclust.graph.relabel`).
     """
     labels = np.asarray(labels, dtype=np.int64)
+    pts, targets = attach_moves(labels, nbr_ids, min_sim, x=x, nbr_sims=nbr_sims, share=share,
+                                chunk=chunk)
+    out = labels.copy()
+    out[pts] = targets
+    return relabel(out)
+
+
+def attach_moves(
+    labels: np.ndarray,
+    nbr_ids: np.ndarray,
+    min_sim: float,
+    *,
+    x: np.ndarray | None = None,
+    nbr_sims: np.ndarray | None = None,
+    share: float = 0.5,
+    rows: np.ndarray | None = None,
+    chunk: int = 65536,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The moves of :func:`attach_by_majority`: ``(points, clusters)``, each point's new label.
+
+    Only the singletons among ``rows`` (all points by default) are examined, so
+    blocks of rows can be decided independently (on other workers) and the
+    moves applied together: votes and cluster means read ``labels`` as given.
+    """
+    labels = np.asarray(labels, dtype=np.int64)
     nbr_ids = np.asarray(nbr_ids)
     n = len(labels)
     if nbr_ids.ndim != 2 or nbr_ids.shape[0] != n:
@@ -305,13 +330,15 @@ def attach_by_majority(
     if x is None and (nbr_sims is None or np.shape(nbr_sims) != nbr_ids.shape):
         raise InputError("attach: give the unit rows x, or nbr_sims of the same shape as nbr_ids")
     cnt = np.bincount(labels, minlength=1)
-    single = np.flatnonzero(cnt[labels] == 1)
+    cand = np.arange(n) if rows is None else np.asarray(rows, dtype=np.int64)
+    single = cand[cnt[labels[cand]] == 1]
+    moved_pts: list[np.ndarray] = []
+    moved_to: list[np.ndarray] = []
     if len(single) == 0 or nbr_ids.shape[1] == 0:
-        return relabel(labels)
-    out = labels.copy()
+        single = single[:0]
     for start in range(0, len(single), chunk):
-        rows = single[start : start + chunk]
-        nb = nbr_ids[rows]
+        blk = single[start : start + chunk]
+        nb = nbr_ids[blk]
         valid = nb >= 0
         nl = labels[np.where(valid, nb, 0)]
         vote = valid & (cnt[nl] >= 2)
@@ -330,13 +357,16 @@ def attach_by_majority(
         if len(kr) == 0:
             continue
         if x is not None:
-            sims = _mean_cos_to_clusters(x, labels, rows[kr], kc, cnt)
+            sims = _mean_cos_to_clusters(x, labels, blk[kr], kc, cnt)
         else:
             inc = (nl[kr] == kc[:, None]) & vote[kr]
-            sims = np.where(inc, nbr_sims[rows[kr]], 0.0).sum(axis=1) / inc.sum(axis=1)
+            sims = np.where(inc, nbr_sims[blk[kr]], 0.0).sum(axis=1) / inc.sum(axis=1)
         ok = sims >= min_sim
-        out[rows[kr[ok]]] = kc[ok]
-    return relabel(out)
+        moved_pts.append(blk[kr[ok]])
+        moved_to.append(kc[ok])
+    if not moved_pts:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    return np.concatenate(moved_pts).astype(np.int64), np.concatenate(moved_to).astype(np.int64)
 
 
 def _mean_cos_to_clusters(

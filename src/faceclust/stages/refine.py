@@ -18,7 +18,7 @@ from numba import njit, prange
 from ..errors import ParameterError
 from ..knn import KnnGraph
 
-__all__ = ["nep", "rank_order_distance", "transition_probabilities"]
+__all__ = ["nep", "nep_rows", "rank_order_distance", "transition_probabilities"]
 
 _ROWS_PER_TASK = 4096  # rows per parallel task (each task owns an N-sized scratch array)
 ARO_ABSENT = 9999.0  # rank-order distance of a pair whose reverse link is missing
@@ -60,19 +60,29 @@ def nep(graph: KnnGraph, sigma: float = 0.5) -> np.ndarray:
     """
     p = transition_probabilities(graph, sigma)
     ids = np.ascontiguousarray(graph.ids)
-    return _nep_kernel(ids, p, _ROWS_PER_TASK)
+    return nep_rows(ids, p, 0, graph.n)
+
+
+def nep_rows(ids: np.ndarray, p: np.ndarray, lo: int, hi: int) -> np.ndarray:
+    """NEP of rows ``lo <= i < hi`` only, ``[hi - lo, k]``: the kernel of :func:`nep`.
+
+    Reads the lists of all points (``ids``, ``p`` from
+    :func:`transition_probabilities`), so blocks of rows can be scored
+    independently, e.g. on Ray workers (:mod:`faceclust.distributed`).
+    """
+    return _nep_kernel(ids, p, _ROWS_PER_TASK, int(lo), int(hi))
 
 
 @njit(parallel=True, cache=True)
-def _nep_kernel(ids, p, rows_per_task):  # pragma: no cover - compiled
+def _nep_kernel(ids, p, rows_per_task, row_lo, row_hi):  # pragma: no cover - compiled
     n, k = ids.shape
-    out = np.zeros((n, k), dtype=np.float32)
-    n_tasks = (n + rows_per_task - 1) // rows_per_task
+    out = np.zeros((row_hi - row_lo, k), dtype=np.float32)
+    n_tasks = (row_hi - row_lo + rows_per_task - 1) // rows_per_task
     for t in prange(n_tasks):
         # slot[w] = 1 + column of w in the current row i's list, 0 if absent
         slot = np.zeros(n, dtype=np.int32)
-        lo = t * rows_per_task
-        hi = min(n, lo + rows_per_task)
+        lo = row_lo + t * rows_per_task
+        hi = min(row_hi, lo + rows_per_task)
         for i in range(lo, hi):
             for a in range(k):
                 w = ids[i, a]
@@ -92,7 +102,7 @@ def _nep_kernel(ids, p, rows_per_task):  # pragma: no cover - compiled
                         pu = p[u, c]
                         if pu != 0.0:
                             acc += p[i, s - 1] + pu
-                out[i, b] = 0.5 * acc
+                out[i - row_lo, b] = 0.5 * acc
             for a in range(k):
                 w = ids[i, a]
                 if w >= 0:

@@ -1,0 +1,545 @@
+"""Ray backend: embedding, kNN graph and clustering on a Ray cluster, same results as one machine.
+
+Optional extra: ``pip install "faceclust[ray]"``. Nothing here imports Ray
+until a function is called, so ``import faceclust`` never needs it.
+
+Every stage runs the single-machine code on pieces (``docs/scale.md``):
+
+* **embed** -- shards of ``batch_size`` photos go to Ray actors that load the
+  face model once each; the driver checkpoints each finished shard, so a
+  re-run skips them, and writes the one faces file
+  (:func:`~faceclust.photos.embed_folder`, ``runner=``).
+* **kNN** -- ``ivf-blas``: the quantiser is trained once on the driver, cells
+  are assigned on workers (row blocks), groups of cells (their members and
+  the points that probe them) are joined on workers with the same kernel as
+  one machine (:func:`faceclust.knn.ivf_join_cells`) and the partial top-k
+  lists merged per point on the driver. Exact (``flat``): database blocks on
+  workers (faiss, as on one machine), merged the same way. The heaps keep the
+  top k by (similarity, then smaller id), so the ids equal the one-machine
+  graph's.
+* **auto** -- linkage merges only along kNN edges at or above the threshold,
+  so the connected components of those edges are independent: they are
+  packed into groups (largest first) and each group is linked on a worker by
+  auto's own ``_link``; attachment, which reads neighbours in any component,
+  then runs on blocks of singletons (auto's ``_attach_moves``) against the
+  global labels. Label numbering depends only on the partition
+  (:func:`faceclust.graph.relabel`), so the labels are the same.
+* **fc-es** -- NEP on blocks of rows on workers; edge selection and Infomap
+  on the driver.
+
+Arrays go into Ray's object store once (``ray.put``) and tasks get
+references; on a node, workers read them zero-copy from the store's shared
+memory (a memory map), nothing is pickled per task.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ._validation import check_features, check_k
+from .errors import ParameterError
+from .knn import (
+    QUERY_CHUNK,
+    KnnGraph,
+    auto_index,
+    build_knn,
+    ivf_assign,
+    ivf_blas_cells,
+    ivf_group,
+    ivf_join_cells,
+    ivf_train,
+    merge_partial_topk,
+    new_topk,
+    sort_topk,
+)
+
+BACKENDS: tuple[str, ...] = ("local", "ray")
+RAY_INDEXES: tuple[str, ...] = ("auto", "flat", "ivf-blas", "numpy")
+RAY_METHODS: tuple[str, ...] = ("auto", "fc-es")
+_TASKS_PER_WORKER = 4  # pieces per worker: keeps every worker busy while the last ones finish
+_FLAT_BLOCK_ALIGN = 1024  # faiss's database block: aligned blocks give bit-identical products
+_ATTACH_BLOCK = 65536
+
+
+def _import_ray():
+    try:
+        import ray
+    except ImportError as exc:
+        raise ParameterError(
+            "the Ray backend needs the ray package: pip install 'faceclust[ray]'"
+        ) from exc
+    return ray
+
+
+# ------------------------------------------------------------------ session
+@dataclass
+class RayPool:
+    """A Ray connection: the ``workers`` (CPUs) it offers and what starting it cost."""
+
+    workers: int
+    address: str | None = None
+    started: bool = False
+    init_seconds: float = 0.0
+    timings: dict[str, float] = field(default_factory=dict)
+    _refs: dict[int, tuple[Any, Any]] = field(default_factory=dict, repr=False)
+
+    def put(self, arr: Any) -> Any:
+        """``ray.put(arr)`` once per object (kept while the pool lives)."""
+        key = id(arr)
+        if key not in self._refs:
+            self._refs[key] = (arr, _import_ray().put(arr))
+        return self._refs[key][1]
+
+    def forget(self) -> None:
+        """Release the stored objects."""
+        self._refs.clear()
+
+    def pieces(self, n_items: int, per_piece_min: int = 1) -> int:
+        """How many pieces to cut ``n_items`` into: a few per worker, none tiny."""
+        return max(1, min(_TASKS_PER_WORKER * self.workers, n_items // max(1, per_piece_min)))
+
+
+@contextmanager
+def ray_session(address: str | None = None, num_cpus: int | None = None) -> Iterator[RayPool]:
+    """Connect to the Ray cluster at ``address``, or start a local Ray with ``num_cpus`` CPUs.
+
+    A Ray already initialised in this process (e.g. by a test fixture) is used
+    as it is and left running; one started here is shut down on exit. Local:
+    all cores by default, no dashboard, quiet logs.
+    """
+    ray = _import_ray()
+    t0 = time.perf_counter()
+    started = False
+    if not ray.is_initialized():
+        quiet = {"logging_level": logging.ERROR, "log_to_driver": False}
+        if address:
+            ray.init(address=address, **quiet)
+        else:
+            ray.init(num_cpus=int(num_cpus or os.cpu_count() or 1), include_dashboard=False,
+                     **quiet)
+        started = True
+    pool = RayPool(
+        workers=max(1, int(ray.cluster_resources().get("CPU", 1))), address=address,
+        started=started, init_seconds=time.perf_counter() - t0,
+    )
+    try:
+        yield pool
+    finally:
+        pool.forget()
+        if started:
+            ray.shutdown()
+
+
+def _remote(fn: Callable, **options) -> Any:
+    """``ray.remote(fn)`` with one CPU per task unless told otherwise (wrapped lazily)."""
+    ray = _import_ray()
+    options.setdefault("num_cpus", 1)
+    return ray.remote(**options)(fn)
+
+
+def _task_threads() -> int:
+    """CPUs Ray gave the current task: numba and faiss threads are capped to it."""
+    try:
+        import ray
+
+        cpus = ray.get_runtime_context().get_assigned_resources().get("CPU", 1)
+    except Exception:  # noqa: BLE001 - outside Ray
+        cpus = 1
+    n = max(1, int(cpus))
+    import numba
+
+    from .knn import set_threads
+
+    set_threads(n)
+
+    numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
+    return n
+
+
+def _as_completed(refs: list) -> Iterator[Any]:
+    """Results of ``refs`` in the order they finish (each fetched once)."""
+    ray = _import_ray()
+    pending = list(refs)
+    while pending:
+        done, pending = ray.wait(pending, num_returns=1)
+        yield ray.get(done[0])
+
+
+def _split(n: int, parts: int, align: int = 1) -> list[tuple[int, int]]:
+    """``parts`` contiguous ranges covering ``0..n`` with boundaries at multiples of ``align``."""
+    units = math.ceil(n / align)
+    parts = max(1, min(parts, units))
+    edges = [min(n, align * (units * p // parts)) for p in range(parts + 1)]
+    return [(a, b) for a, b in zip(edges[:-1], edges[1:], strict=True) if b > a]
+
+
+# --------------------------------------------------------------------- kNN
+def _flat_block_task(x: np.ndarray, lo: int, hi: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Exact top-k of every point among the database rows ``lo..hi`` (faiss, global ids)."""
+    import faiss
+
+    faiss.omp_set_num_threads(_task_threads())
+    n = x.shape[0]
+    kk = min(k, hi - lo)
+    sims, ids = new_topk(n, k, n)
+    xb = x[lo:hi]
+    for start in range(0, n, QUERY_CHUNK):
+        s, i = faiss.knn(x[start : start + QUERY_CHUNK], xb, kk,
+                         metric=faiss.METRIC_INNER_PRODUCT)
+        ok = i >= 0
+        sims[start : start + len(s), :kk] = np.where(ok, s, -np.inf)
+        ids[start : start + len(s), :kk] = np.where(ok, i + lo, -1)
+    return sims, ids
+
+
+def _assign_task(x: np.ndarray, centroids: np.ndarray, nprobe: int, lo: int, hi: int) -> np.ndarray:
+    import faiss
+
+    faiss.omp_set_num_threads(_task_threads())
+    return ivf_assign(x[lo:hi], centroids, nprobe)
+
+
+def _join_task(
+    x: np.ndarray, groups: tuple[np.ndarray, ...], c_lo: int, c_hi: int, k: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Join cells ``c_lo..c_hi`` (the one-machine kernel); partial top-k of the points touched."""
+    _task_threads()
+    members, member_start, other, other_start = groups
+    touched = np.unique(np.concatenate([
+        members[member_start[c_lo] : member_start[c_hi]],
+        other[other_start[c_lo] : other_start[c_hi]],
+    ]))
+    top_s, top_i = new_topk(len(touched), k, x.shape[0])
+    ivf_join_cells(x, groups, c_lo, c_hi, top_s, top_i, local=touched)
+    return touched, top_s, top_i
+
+
+def _cell_groups(groups: tuple[np.ndarray, ...], nlist: int, parts: int) -> list[tuple[int, int]]:
+    """Contiguous cell ranges of about equal join cost (members x (members + probers))."""
+    _, member_start, _, other_start = groups
+    mem = np.diff(member_start).astype(np.float64)
+    cost = np.cumsum(mem * (mem + np.diff(other_start)))
+    if cost[-1] <= 0:
+        return [(0, nlist)]
+    cuts = np.searchsorted(cost, cost[-1] * np.arange(1, parts) / parts, side="left") + 1
+    edges = np.unique(np.concatenate([[0], np.minimum(cuts, nlist), [nlist]]))
+    return [(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:], strict=True) if b > a]
+
+
+def build_knn_ray(
+    features: np.ndarray,
+    k: int = 80,
+    *,
+    pool: RayPool,
+    index: str = "auto",
+    nlist: int | None = None,
+    nprobe: int | None = None,
+    seed: int = 0,
+    pieces: int | None = None,
+) -> KnnGraph:
+    """:func:`faceclust.knn.build_knn` on Ray workers: the same graph (``flat``, ``ivf-blas``).
+
+    ``index="auto"`` picks as one machine does (numpy up to 4096 points, run
+    here; flat up to 100,000; ivf-blas beyond). ``pieces``: row blocks / cell
+    groups per step (default four per worker). ``meta["steps"]`` has the
+    seconds of each step, ``meta["ray"]`` the workers and pieces.
+    """
+    if index not in RAY_INDEXES:
+        raise ParameterError(
+            f"the Ray backend builds index {', '.join(RAY_INDEXES)}, got {index!r}"
+        )
+    x = np.ascontiguousarray(check_features(features))
+    n, _ = x.shape
+    k = check_k(k, n)
+    if index == "auto":
+        index = auto_index(n)
+    if index == "numpy":  # tiny: nothing to distribute
+        return build_knn(x, k=k, index="numpy", progress_bar=False)
+    ray = _import_ray()
+    steps: dict[str, float] = {}
+    t_all = t0 = time.perf_counter()
+    x_ref = pool.put(x)
+    steps["put"] = time.perf_counter() - t0
+    top_s, top_i = new_topk(n, k, n)
+    params: dict[str, Any] = {"index": index, "k": k}
+    if index == "flat":
+        blocks = _split(n, pieces or pool.pieces(n, max(k, _FLAT_BLOCK_ALIGN)), _FLAT_BLOCK_ALIGN)
+        t0 = time.perf_counter()
+        task = _remote(_flat_block_task)
+        refs = [task.remote(x_ref, lo, hi, k) for lo, hi in blocks]
+        rows = np.arange(n, dtype=np.int64)
+        for s, i in _as_completed(refs):
+            merge_partial_topk(top_s, top_i, rows, s, i)
+        steps["search+merge"] = time.perf_counter() - t0
+        n_pieces = len(blocks)
+    else:
+        nlist, nprobe = ivf_blas_cells(n, nlist, nprobe)
+        params.update(nlist=nlist, nprobe=nprobe, seed=seed)
+        t0 = time.perf_counter()
+        centroids = ivf_train(x, nlist, seed)
+        steps["train"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        blocks = _split(n, pieces or pool.pieces(n, QUERY_CHUNK), QUERY_CHUNK)
+        c_ref = ray.put(centroids)
+        task = _remote(_assign_task)
+        probe = np.concatenate(ray.get([task.remote(x_ref, c_ref, nprobe, lo, hi)
+                                        for lo, hi in blocks]))
+        steps["assign"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        groups = ivf_group(probe, nlist)
+        del probe
+        g_ref = ray.put(groups)
+        cells = _cell_groups(groups, nlist, pieces or pool.pieces(nlist))
+        steps["group"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        task = _remote(_join_task)
+        refs = [task.remote(x_ref, g_ref, lo, hi, k) for lo, hi in cells]
+        for touched, s, i in _as_completed(refs):
+            merge_partial_topk(top_s, top_i, touched, s, i)
+        del refs, g_ref, groups
+        steps["join+merge"] = time.perf_counter() - t0
+        n_pieces = len(cells)
+    t0 = time.perf_counter()
+    sort_topk(top_s, top_i)
+    graph = KnnGraph.from_search(top_i, top_s)
+    steps["sort"] = time.perf_counter() - t0
+    meta = {**params, "seconds": time.perf_counter() - t_all,
+            "steps": {name: round(sec, 3) for name, sec in steps.items()},
+            "ray": {"workers": pool.workers, "pieces": n_pieces}}
+    return KnnGraph(graph.ids, graph.sims, meta)
+
+
+# ----------------------------------------------------------------- cluster
+def _link_task(est: Any, x: np.ndarray | None, e: Any, pts: np.ndarray, src: np.ndarray,
+               dst: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """auto's own linkage on one group of components (points ``pts``, edges in local ids)."""
+    _task_threads()
+    return est._link(None if x is None else x[pts], len(pts), e, src, dst, w)
+
+
+def _attach_task(est: Any, x: np.ndarray | None, nbr_ids: np.ndarray, nbr_sims: np.ndarray | None,
+                 e: Any, labels: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    _task_threads()
+    return est._attach_moves(x, nbr_ids, nbr_sims, e, labels, rows=rows)
+
+
+def _nep_task(ids: np.ndarray, p: np.ndarray, lo: int, hi: int) -> np.ndarray:
+    from .stages.refine import nep_rows
+
+    _task_threads()
+    return nep_rows(ids, p, lo, hi)
+
+
+def _pack(costs: np.ndarray, bins: int) -> np.ndarray:
+    """Bin of each item: largest first into the least loaded bin (LPT)."""
+    import heapq
+
+    out = np.empty(len(costs), dtype=np.int64)
+    heap = [(0.0, b) for b in range(bins)]
+    for item in np.argsort(-costs, kind="stable"):
+        load, b = heapq.heappop(heap)
+        out[item] = b
+        heapq.heappush(heap, (load + float(costs[item]), b))
+    return out
+
+
+@dataclass
+class RayExecutor:
+    """How a method's stages run on Ray (set as ``estimator._executor`` during ``fit``)."""
+
+    pool: RayPool
+    index: str = "auto"
+    pieces: int | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def build_knn(self, x: np.ndarray, k: int) -> KnnGraph:
+        return build_knn_ray(x, k, pool=self.pool, index=self.index, pieces=self.pieces)
+
+    # -- auto
+    def link(self, est: Any, x: np.ndarray | None, n: int, e: Any, src: np.ndarray,
+             dst: np.ndarray, w: np.ndarray) -> np.ndarray:
+        """auto's linkage per group of connected components of the selected edges."""
+        import scipy.sparse as sp
+        from scipy.sparse.csgraph import connected_components
+
+        from .graph import relabel
+
+        t0 = time.perf_counter()
+        src = np.asarray(src, dtype=np.int64)
+        dst = np.asarray(dst, dtype=np.int64)
+        adj = sp.csr_matrix((np.ones(len(src), dtype=np.int8), (src, dst)), shape=(n, n))
+        n_comp, comp = connected_components(adj, directed=True, connection="weak")
+        size = np.bincount(comp, minlength=n_comp)
+        multi = np.flatnonzero(size >= 2)
+        self.info.update(components=int(n_comp), components_multi=int(len(multi)),
+                         largest_component=int(size.max()) if n_comp else 0)
+        if len(multi) == 0:
+            return np.arange(n, dtype=np.int64)
+        edges_per = np.bincount(comp[src], minlength=n_comp)
+        bins = self.pieces or self.pool.pieces(len(multi))
+        comp_bin = np.full(n_comp, -1, dtype=np.int64)
+        comp_bin[multi] = _pack((size + edges_per)[multi].astype(np.float64), bins)
+        point_bin = comp_bin[comp]
+        # points of each bin in ascending order, and their local numbers
+        p_order = np.argsort(point_bin, kind="stable")
+        p_start = np.searchsorted(point_bin[p_order], np.arange(bins + 1))
+        local = np.empty(n, dtype=np.int64)
+        local[p_order] = np.arange(n) - p_start[np.maximum(point_bin[p_order], 0)]
+        e_bin = point_bin[src]
+        e_order = np.argsort(e_bin, kind="stable")  # keeps each bin's edges in their order
+        e_start = np.searchsorted(e_bin[e_order], np.arange(bins + 1))
+        x_ref = None if x is None else self.pool.put(x)
+        e_ref = _import_ray().put(e)
+        task = _remote(_link_task)
+        jobs = []
+        for b in range(bins):
+            pts = p_order[p_start[b] : p_start[b + 1]]
+            eb = e_order[e_start[b] : e_start[b + 1]]
+            if len(pts):
+                jobs.append((len(pts) + len(eb), pts, eb))
+        jobs.sort(key=lambda j: -j[0])  # largest first
+        refs = {}
+        for _, pts, eb in jobs:
+            ref = task.remote(est, x_ref, e_ref, pts, local[src[eb]], local[dst[eb]], w[eb])
+            refs[ref] = pts
+        self.info["link_tasks"] = len(refs)
+        self.pool.timings["link_submit"] = time.perf_counter() - t0
+        labels = np.arange(n, dtype=np.int64)  # points without edges stay alone
+        offset = n
+        ray = _import_ray()
+        pending = list(refs)
+        while pending:
+            done, pending = ray.wait(pending, num_returns=1)
+            lab = ray.get(done[0])
+            labels[refs[done[0]]] = offset + lab
+            offset += int(lab.max()) + 1
+        return relabel(labels)
+
+    def attach(self, est: Any, x: np.ndarray | None, graph: KnnGraph, e: Any,
+               labels: np.ndarray) -> np.ndarray:
+        """auto's attachment decided on blocks of singletons, applied together."""
+        from .graph import relabel
+
+        ray = _import_ray()
+        labels = np.asarray(labels, dtype=np.int64)
+        nbr_ids, nbr_sims = est._attach_inputs(graph, e, x)
+        cnt = np.bincount(labels)
+        single = np.flatnonzero(cnt[labels] == 1)
+        out = labels.copy()
+        if len(single) == 0:
+            return relabel(out)
+        blocks = np.array_split(single, self.pieces or self.pool.pieces(len(single), 1024))
+        x_ref = None if x is None else self.pool.put(x)
+        refs = [ray.put(np.ascontiguousarray(nbr_ids)),
+                None if nbr_sims is None else ray.put(np.ascontiguousarray(nbr_sims)),
+                ray.put(e), ray.put(labels)]
+        task = _remote(_attach_task)
+        for pts, targets in _as_completed(
+            [task.remote(est, x_ref, refs[0], refs[1], refs[2], refs[3], b) for b in blocks]
+        ):
+            out[pts] = targets
+        return relabel(out)
+
+    # -- fc-es
+    def nep(self, graph: KnnGraph, sigma: float) -> np.ndarray:
+        """NEP (:func:`faceclust.stages.refine.nep`) of blocks of rows on workers."""
+        from .stages.refine import transition_probabilities
+
+        ray = _import_ray()
+        p = transition_probabilities(graph, sigma)
+        ids_ref = ray.put(np.ascontiguousarray(graph.ids))
+        p_ref = ray.put(p)
+        blocks = _split(graph.n, self.pieces or self.pool.pieces(graph.n, 4096))
+        task = _remote(_nep_task)
+        parts = ray.get([task.remote(ids_ref, p_ref, lo, hi) for lo, hi in blocks])
+        return np.concatenate(parts)
+
+
+def fit_ray(
+    estimator: Any,
+    X: np.ndarray | None,
+    *,
+    pool: RayPool,
+    knn: KnnGraph | None = None,
+    index: str = "auto",
+    constraints: object = None,
+    pieces: int | None = None,
+) -> Any:
+    """``estimator.fit(X, knn=knn)`` with its distributable stages on Ray (``auto``, ``fc-es``).
+
+    The labels equal those of ``estimator.fit`` on one machine (``auto``
+    exactly; ``fc-es`` too, Infomap running on the driver). ``index`` is the
+    kNN index built on Ray when no ``knn`` is given. Returns the estimator;
+    ``estimator.ray_info_`` has the component and task counts.
+    """
+    name = getattr(estimator, "method_name", "")
+    if name not in RAY_METHODS:
+        raise ParameterError(
+            f"the Ray backend runs methods {', '.join(RAY_METHODS)}; {name!r} runs on one "
+            "machine (use --backend local)"
+        )
+    executor = RayExecutor(pool, index=index, pieces=pieces)
+    estimator._executor = executor
+    if name == "fc-es":
+        estimator._nep_backend = executor.nep
+    try:
+        estimator.fit(X, knn=knn, constraints=constraints)
+    finally:
+        del estimator._executor
+        estimator.__dict__.pop("_nep_backend", None)
+    estimator.ray_info_ = {"workers": pool.workers, **executor.info}
+    return estimator
+
+
+# ------------------------------------------------------------------- embed
+class _EmbedActor:
+    """Holds one loaded face model; embeds shards of photos (one machine's per-image code)."""
+
+    def __init__(self, backend: str, options: dict, max_side: int | None, root: str) -> None:
+        from .photos.embed import load_worker
+
+        load_worker(backend, options, max_side, root)
+
+    def run(self, shard: list[str]) -> list[tuple]:
+        from .photos.embed import embed_images
+
+        return embed_images(shard)
+
+
+def ray_embed_runner(pool: RayPool) -> Callable[..., Iterator[tuple]]:
+    """A ``runner`` for :func:`faceclust.photos.embed_folder`: shards of photos on Ray actors.
+
+    One actor per worker loads the model once; shards of ``batch_size``
+    photos are handed to whichever actor is free and yielded when done, so
+    the driver checkpoints each finished shard. The actors live as long as
+    the Ray session. Workers must see the photos at the same path (one
+    machine, or a shared file system).
+    """
+
+    actors: dict[tuple, list] = {}  # kept for the session: a re-run does not reload the model
+
+    def run(todo: list[str], *, backend: str, options: dict, max_side: int | None, root: str,
+            batch_size: int) -> Iterator[tuple]:
+        from ray.util import ActorPool
+
+        shards = [todo[i : i + batch_size] for i in range(0, len(todo), batch_size)]
+        key = (backend, tuple(sorted(options.items())), max_side, root)
+        if key not in actors:
+            actor = _remote(_EmbedActor)
+            actors[key] = [actor.remote(backend, options, max_side, root)
+                           for _ in range(min(pool.workers, len(shards)))]
+        for results in ActorPool(actors[key]).map_unordered(
+            lambda a, shard: a.run.remote(shard), shards
+        ):
+            yield from results
+
+    return run
