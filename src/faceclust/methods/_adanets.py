@@ -275,15 +275,17 @@ class AdaNets(BaseClusterer):
         secs["filter"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
+        tk = min(int(p["train_k"]), g.k)
+        order_adj = similarity_adjacency(g.ids[:, :tk], g.sims[:, :tk])
         if p["train_graph"] == "knn":
-            tk = min(int(p["train_k"]), g.k)
-            adj = similarity_adjacency(g.ids[:, :tk], g.sims[:, :tk])
+            adj = order_adj
         else:
             k_hat = predict_filter(filt, xf, ss_ids)
             adj = similarity_adjacency(ss_ids, 1.0 - nd, keep=adaptive_keep(k_hat, k))
         gcn, gmeta = train_gcn(
             xf, yf, adj, hidden_dim=p["gcn_hidden"], out_dim=p["gcn_out"], steps=p["gcn_steps"],
-            sample=p["gcn_sample"], lr=float(p["gcn_lr"]), weighted=p["weighted"], seed=seed)
+            sample=p["gcn_sample"], lr=float(p["gcn_lr"]), weighted=p["weighted"], seed=seed,
+            order_adj=order_adj)
         secs["gcn"] = time.perf_counter() - t0
 
         k_true = target * ss_ids.shape[1]

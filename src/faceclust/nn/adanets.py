@@ -265,12 +265,13 @@ def train_gcn(
     features: np.ndarray, labels: np.ndarray, adj: sp.spmatrix, *, hidden_dim: int = 512,
     out_dim: int = 512, steps: int = 600, sample: int = 128, seeds_per_step: int = 1,
     lr: float = 0.1, momentum: float = 0.9, weight_decay: float = 1e-5, warmup: int = 100,
-    weighted: bool = False, seed: int = 42,
+    weighted: bool = False, seed: int = 42, order_adj: sp.spmatrix | None = None,
 ) -> tuple[AdaGCN, dict[str, Any]]:
     """Train the GCN on graph ``adj`` (``[N, N]``, e.g. the plain kNN graph); return ``(model, meta)``.
 
     Each step takes ``seeds_per_step`` random seed nodes and, per seed, up to
-    ``sample`` of its graph neighbours (without replacement): the loss is
+    ``sample`` of its neighbours on the *order* graph ``order_adj`` (default
+    ``adj``; the original's ``train_orderadjfile``) without replacement: the loss is
     :func:`cluster_loss` over those ~129 output nodes, as the original's
     one-seed sampler. Unlike the original (80 sampled neighbours per layer),
     the two aggregations use every neighbour -- the same operator as at
@@ -284,7 +285,7 @@ def train_gcn(
     _positive("seeds_per_step", seeds_per_step)
     m = gcn_operator(adj, weighted=weighted)
     mx = torch.from_numpy(np.ascontiguousarray(m @ x, dtype=np.float32))
-    pattern = sp.csr_matrix(adj)
+    pattern = sp.csr_matrix(adj if order_adj is None else order_adj)
     _, codes = np.unique(y, return_inverse=True)
     yt = torch.from_numpy(codes.astype(np.int64))
     rng = np.random.default_rng(seed)
