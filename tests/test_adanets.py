@@ -128,3 +128,29 @@ def test_errors(tmp_path):
     with pytest.raises(InputError, match="dimension"):
         get_method("ada-nets")(model=str(tmp_path / "m")).fit(x[:, :20] / np.linalg.norm(
             x[:, :20], axis=1, keepdims=True))
+
+
+def test_cli_train_then_cluster(tmp_path):
+    from click.testing import CliRunner
+
+    from faceclust.cli import main
+
+    x, y = _people(seed=0)
+    xt, yt = _people(seed=1)
+    np.save(tmp_path / "x.npy", x)
+    np.savetxt(tmp_path / "y.meta", y, fmt="%d")
+    np.save(tmp_path / "xt.npy", xt)
+    np.savetxt(tmp_path / "yt.meta", yt, fmt="%d")
+    sets = [a for kv in TINY.items() for a in ("--set", f"{kv[0]}={kv[1]}")]
+    runner = CliRunner()
+    r = runner.invoke(main, ["train", "--method", "ada-nets", str(tmp_path / "x.npy"),
+                             str(tmp_path / "y.meta"), "--out", str(tmp_path / "m"), *sets])
+    assert r.exit_code == 0, r.output
+    info = json.loads((tmp_path / "m" / "training.json").read_text())
+    assert info["method"] == "ada-nets" and info["params"]["gcn_steps"] == 30
+    r = runner.invoke(main, ["cluster", str(tmp_path / "xt.npy"), "--method", "ada-nets",
+                             "--model", str(tmp_path / "m"), "--out", str(tmp_path / "p.meta")])
+    assert r.exit_code == 0, r.output
+    pred = np.loadtxt(tmp_path / "p.meta", dtype=np.int64)
+    assert pred.shape == yt.shape
+    assert evaluate(yt, pred)["bcubed_f"] > 0.8

@@ -40,7 +40,7 @@ from ..stages.neighbours import (
     threshold_components,
 )
 from ..stages.refine import STRUCTURE_LAMBDA, structure_space
-from ._base import BaseClusterer, check_param, register
+from ._base import BaseClusterer, Constraint, OneOf, Param, check_param, register
 
 __all__ = ["ADANETS_TRAIN_DEFAULTS", "AdaNets", "choose_threshold"]
 
@@ -151,6 +151,14 @@ class AdaNets(BaseClusterer):
     """
 
     needs_model: ClassVar[bool] = True
+    _parameter_constraints: ClassVar[dict[str, Constraint]] = {
+        "k": Param(int, 2, optional=True),
+        "lam": Param((int, float), 0.0, 1.0, optional=True),
+        "graph": OneOf(GRAPHS),
+        "knn_k": Param(int, 2, optional=True),
+        "threshold": Param((int, float), -1.0, 1.0, optional=True),
+        "top_n": Param(int, 2),
+    }
 
     def __init__(self, model: str | None = None, k: int | None = None,
                  lam: float | None = None, graph: str = "adaptive", knn_k: int | None = None,
@@ -166,17 +174,7 @@ class AdaNets(BaseClusterer):
     def _validate_params(self) -> None:
         if self.model is not None and not isinstance(self.model, str | os.PathLike):
             raise ParameterError(f"model must be a directory path, got {self.model!r}")
-        if self.k is not None:
-            check_param("k", self.k, int, 2)
-        if self.lam is not None:
-            check_param("lam", self.lam, (int, float), 0.0, 1.0)
-        if self.graph not in GRAPHS:
-            raise ParameterError(f"graph must be one of {', '.join(GRAPHS)}, got {self.graph!r}")
-        if self.knn_k is not None:
-            check_param("knn_k", self.knn_k, int, 2)
-        if self.threshold is not None:
-            check_param("threshold", self.threshold, (int, float), -1.0, 1.0)
-        check_param("top_n", self.top_n, int, 2)
+        super()._validate_params()
 
     def _fit(self, x: np.ndarray | None, knn: KnnGraph | None) -> np.ndarray:
         from ..nn.adanets import load_adanets
