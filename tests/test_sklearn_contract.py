@@ -77,7 +77,7 @@ def _expected_failures(est) -> dict[str, str]:
             "predict groups the new faces among themselves (a new person's photos open one "
             "cluster together), so a face's label depends on the other faces in the same call"
         )
-    if name in ("gcn-v", "gcn-ve"):
+    if name in ("gcn-v", "gcn-ve") or getattr(type(est), "needs_model", False):
         out.update({c: _NEEDS_MODEL for c in _GCN_MODEL_CHECKS})
     return out
 

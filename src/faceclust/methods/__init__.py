@@ -7,6 +7,7 @@ estimator class); ``faceclust methods`` lists them.
 from __future__ import annotations
 
 from . import _knn_graph_baselines  # noqa: F401  (registers knn-cc, infomap)
+from ._adanets import AdaNets  # noqa: F401  (registers ada-nets)
 from ._aro import ApproxRankOrder  # noqa: F401
 from ._auto import AutoClusterer  # noqa: F401  (registers auto, the default method)
 from ._base import METHODS, BaseClusterer, get_method, make_method, register

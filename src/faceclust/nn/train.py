@@ -52,6 +52,10 @@ class SgdSchedule:
     milestones: Sequence[float] = (0.5, 0.8, 0.9)
     gamma: float = 0.1
     optimizer: str = "sgd"  # "sgd" (momentum) or "adam" (momentum unused)
+    #: "step" (MultiStepLR at ``milestones``) or "cosine": linear warm-up from 0 over
+    #: ``warmup`` steps, then ``lr (1 + cos(pi (t - warmup) / (steps - warmup))) / 2`` (Ada-NETS).
+    decay: str = "step"
+    warmup: int = 0
 
     def milestone_steps(self) -> list[int]:
         """Milestones as step numbers."""
@@ -88,6 +92,17 @@ def make_optimizer(
         opt = torch.optim.Adam(model.parameters(), lr=sched.lr, weight_decay=sched.weight_decay)
     else:
         raise ParameterError(f"optimizer must be 'sgd' or 'adam', got {sched.optimizer!r}")
+    if sched.decay == "cosine":
+        warm, total = max(0, int(sched.warmup)), max(1, int(sched.steps))
+
+        def factor(t: int) -> float:
+            if t < warm:
+                return t / warm
+            return 0.5 * (1.0 + float(np.cos(np.pi * (t - warm) / max(1, total - warm))))
+
+        return opt, torch.optim.lr_scheduler.LambdaLR(opt, factor)
+    if sched.decay != "step":
+        raise ParameterError(f"decay must be 'step' or 'cosine', got {sched.decay!r}")
     lr_sched = torch.optim.lr_scheduler.MultiStepLR(
         opt, milestones=sched.milestone_steps(), gamma=sched.gamma
     )
