@@ -93,6 +93,13 @@ class ScaleEstimate:
         holding at least ``attach_share`` of its ``attach_neighbours`` nearest
         neighbours if its mean cosine to that cluster is at least
         ``attach_threshold`` (None: step off).
+    join_threshold, join_slots, join_share, join_back, join_touch, join_neighbours : float, int or None
+        Cluster joining of method ``auto`` (before the attachment): a cluster
+        joins another that holds ``join_slots`` of its members' neighbours and
+        ``join_share`` of those outside it, and lists it back (``join_back``),
+        if some neighbour pair between them has similarity >= ``join_touch`` and
+        their mean cosine is at least ``join_threshold``
+        (:func:`faceclust.stages.join.evidenced_pairs`; None: step off).
     """
 
     threshold: float
@@ -113,6 +120,12 @@ class ScaleEstimate:
     attach_threshold: float | None = None
     attach_share: float | None = None
     attach_neighbours: int | None = None
+    join_threshold: float | None = None
+    join_slots: float | None = None
+    join_share: float | None = None
+    join_back: float | None = None
+    join_touch: float | None = None
+    join_neighbours: int | None = None
     notes: list[str] = field(default_factory=list)
 
     def explain(self) -> str:
@@ -129,6 +142,16 @@ class ScaleEstimate:
             f"partition: average linkage over the {self.k - 1}-NN graph, clusters merge "
             f"while their mean cosine >= threshold",
         ]
+        if self.join_threshold is not None and self.join_neighbours:
+            lines.append(
+                f"  then two clusters join if one holds >= {100 * (self.join_slots or 0):.0f}% of "
+                f"its members' {self.join_neighbours} nearest neighbours in the other, and >= "
+                f"{100 * (self.join_share or 0):.0f}% of those outside itself, the other lists it "
+                f"back (>= {self.join_back or 0:g} x as often), the two touch (a neighbour pair "
+                f">= {self.join_touch or 0:.4f}) and their mean cosine is >= "
+                f"{self.join_threshold:.4f} (one person's varied photos split by pose or light, "
+                f"not a look-alike)"
+            )
         if self.attach_threshold is not None and self.attach_share and self.attach_neighbours:
             lines.append(
                 f"  then a face left alone joins the cluster holding >= "
@@ -394,3 +417,18 @@ def set_attach(est: ScaleEstimate, attach: float | None, share: float, neighbour
     est.attach_threshold = float(est.impostor_mode + attach * (est.genuine_mode - est.impostor_mode))
     est.attach_share = float(share)
     est.attach_neighbours = int(neighbours)
+
+
+def set_join(est: ScaleEstimate, join: float | None, slots: float, share: float, back: float,
+             touch: float, neighbours: int) -> None:
+    """Fill ``est``'s cluster-joining step: floor ``join`` and touch ``touch`` of the way
+    between its two modes (``join=None``: step off)."""
+    if join is None or not np.isfinite(est.threshold):
+        est.join_threshold = est.join_slots = est.join_share = est.join_back = None
+        est.join_touch = est.join_neighbours = None
+        return
+    gap = est.genuine_mode - est.impostor_mode
+    est.join_threshold = float(est.impostor_mode + join * gap)
+    est.join_slots, est.join_share, est.join_back = float(slots), float(share), float(back)
+    est.join_touch = float(est.impostor_mode + touch * gap)
+    est.join_neighbours = int(neighbours)

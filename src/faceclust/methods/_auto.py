@@ -10,7 +10,14 @@
    ``S_A . S_B / (|A| |B|)`` with ``S`` the sum of a cluster's vectors, so it
    is exact and costs O(D) per cluster pair. Merges run in parallel rounds of
    mutual best pairs (exact for a reducible linkage such as the average);
-5. **attachment** of the faces left alone: one joins the cluster that holds
+5. **joining** of the pieces of one person: a cluster whose members have a
+   large part of their neighbours in another cluster, which holds most of
+   their neighbours outside it and lists them back, merges with it by average
+   linkage down to a floor ``join`` of the way between the two modes
+   (:func:`faceclust.stages.join.join_clusters`): varied photos of one person
+   (pose, age, lighting) split into clusters whose mean cosine is just under
+   the threshold;
+6. **attachment** of the faces left alone: one joins the cluster that holds
    at least 90 % of its ``k_est - 1`` nearest neighbours if its mean cosine to
    that cluster is at least ``attach`` of the way from the different-people
    mode to the same-person mode (:func:`faceclust.stages.cluster_ops.attach_by_majority`).
@@ -19,7 +26,7 @@ Why average linkage: connected components at one threshold chain different
 people together through a single look-alike pair (on LFW dlib features a
 0.01 lower threshold drops pairwise F from 0.93 to 0.74), while an average
 over all pairs is robust to one bad edge; singletons whose best match is not
-close enough stay singletons. Why step 5: in collections where most people
+close enough stay singletons. Why step 6: in collections where most people
 have many photos (MS-Celeb-1M-like), the poorest photos of a person have a mean
 cosine to their own cluster below the threshold, yet nearly all their nearest
 neighbours are that person's photos; a stranger's look-alikes rarely agree that
@@ -44,11 +51,13 @@ from ..adaptive import (
     estimate_scale,
     estimate_scale_deep,
     set_attach,
+    set_join,
 )
 from ..errors import ParameterError
 from ..graph import relabel
 from ..knn import KnnGraph, build_knn
 from ..stages.cluster_ops import attach_moves, average_linkage
+from ..stages.join import join_clusters
 from ..stages.linkage import centroid_average_linkage
 from ._base import BaseClusterer, Constraint, OneOf, Param, register
 
@@ -60,6 +69,11 @@ LINKAGE_PARAMETERS: dict[str, Constraint] = {
     "threshold": Param((int, float), -1.0, 1.0, lo_open=True, optional=True),
     "attach": Param((int, float), 0.0, 1.0, optional=True),
     "attach_share": Param((int, float), 0.5, 1.0, lo_open=True),
+    "join": Param((int, float), 0.0, 1.0, optional=True),
+    "join_slots": Param((int, float), 0.0, 1.0),
+    "join_share": Param((int, float), 0.0, 1.0),
+    "join_back": Param((int, float), 0.0, 1.0),
+    "join_touch": Param((int, float), 0.0, 1.0),
 }
 
 
@@ -93,6 +107,27 @@ class AutoClusterer(BaseClusterer):
         ``None`` keeps every such face a singleton.
     attach_share : float
         Fraction of the neighbours that must lie in that one cluster, in (0.5, 1].
+    join : float or None
+        Step between the linkage and the attachment, for people split into
+        several clusters (varied photos: pose, age, lighting): two clusters
+        merge by average linkage down to ``impostor_mode + join *
+        (genuine_mode - impostor_mode)`` (the attachment's floor) if one of them
+        is evidently a piece of the other (next four parameters, over the
+        ``k_est - 1`` nearest neighbours of its members;
+        :func:`faceclust.stages.join.evidenced_pairs`). ``None``: step off.
+        Needs the features (skipped on a graph alone).
+    join_slots : float
+        Fraction of the piece's neighbour slots that must lie in the other cluster.
+    join_share : float
+        Fraction of the piece's neighbour slots outside itself that must lie there.
+    join_back : float
+        The other cluster's members must list the piece at least this many
+        times as often as the piece lists them (not a hub everyone is near).
+    join_touch : float
+        Some neighbour pair between the two clusters must have a similarity at
+        least this fraction of the way from the different-people mode to the
+        same-person mode (they touch, as one person's pose groups do; two tight
+        identities with a gap between them do not).
     centre : {"auto", True, False}
         Subtract the mean embedding and re-normalise: decided from the data,
         always, or never. Needs the features (not possible from a graph alone).
@@ -136,6 +171,11 @@ class AutoClusterer(BaseClusterer):
         threshold: float | None = None,
         attach: float | None = 0.05,
         attach_share: float = 0.9,
+        join: float | None = 0.05,
+        join_slots: float = 0.45,
+        join_share: float = 0.5,
+        join_back: float = 0.2,
+        join_touch: float = 0.55,
         centre: str | bool = "auto",
         sample: int = 20000,
         seed: int = 0,
@@ -146,6 +186,11 @@ class AutoClusterer(BaseClusterer):
         self.threshold = threshold
         self.attach = attach
         self.attach_share = attach_share
+        self.join = join
+        self.join_slots = join_slots
+        self.join_share = join_share
+        self.join_back = join_back
+        self.join_touch = join_touch
         self.centre = centre
         self.sample = sample
         self.seed = seed
@@ -163,6 +208,9 @@ class AutoClusterer(BaseClusterer):
         with self._stage("partition"):
             link = partial(ex.link, self) if ex else self._link
             labels = link(x, graph.n, est, src, dst, w)
+        if est.join_threshold is not None:  # on the driver: it reads the whole partition
+            with self._stage("join"):
+                labels = self._join(x, graph, est, labels)
         if est.attach_threshold is not None:
             with self._stage("attach"):
                 attach = partial(ex.attach, self) if ex else self._attach
@@ -228,6 +276,10 @@ class AutoClusterer(BaseClusterer):
                 est.notes.append(f"threshold fixed by the caller at {float(self.threshold):g}")
                 est.threshold = float(self.threshold)
         set_attach(est, self.attach, self.attach_share, min(self.k_est, graph.k) - 1)
+        set_join(est, self.join if x is not None else None, self.join_slots, self.join_share,
+                 self.join_back, self.join_touch, min(self.k_est, graph.k) - 1)
+        if self.join is not None and x is None:
+            est.notes.append("cluster joining skipped: it needs the features, not only a kNN graph")
         self.estimate_ = est
         self.threshold_ = est.threshold
         self.explain_ = est.explain()
@@ -252,6 +304,15 @@ class AutoClusterer(BaseClusterer):
             return centroid_average_linkage(x, src, dst, w, est.threshold)
         # graph only: mean over the observed pairs stands in for the mean over all pairs
         return average_linkage(src, dst, w, n, est.threshold, unobserved="skip")
+
+    def _join(
+        self, x: np.ndarray, graph: KnnGraph, est: ScaleEstimate, labels: np.ndarray
+    ) -> np.ndarray:
+        """Joining of the pieces of one person (:func:`faceclust.stages.join.join_clusters`)."""
+        m = est.join_neighbours + 1
+        return join_clusters(x, labels, graph.ids[:, 1:m], est.join_threshold,
+                             slots=est.join_slots, share=est.join_share, back=est.join_back,
+                             touch=est.join_touch, nbr_sims=graph.sims[:, 1:m])
 
     def _attach_inputs(
         self, graph: KnnGraph, est: ScaleEstimate, x: np.ndarray | None

@@ -32,11 +32,12 @@ from typing import ClassVar
 import numpy as np
 
 from .._validation import check_features
-from ..adaptive import estimate_scale, estimate_scale_deep, set_attach
+from ..adaptive import estimate_scale, estimate_scale_deep, set_attach, set_join
 from ..errors import InputError
 from ..graph import group_sums
 from ..knn import KnnGraph, build_knn, search_topk
 from ..stages.cluster_ops import attach_by_majority
+from ..stages.join import join_clusters
 from ..stages.linkage import centroid_average_linkage, linked_clusters, merge_clusters
 from ..stages.placement import assign_new, place_average
 from ._auto import LINKAGE_PARAMETERS, AutoClusterer
@@ -67,6 +68,9 @@ class IncrementalClusterer(BaseClusterer):
         Fixed merge/join threshold (cosine); ``None`` estimates it on the first batch.
     attach, attach_share : float or None, float
         ``auto``'s attachment of faces left alone (see :class:`AutoClusterer`);
+        used by ``fit`` and by :meth:`refine`'s re-clustering.
+    join, join_slots, join_share, join_back, join_touch : float or None, float, ...
+        ``auto``'s joining of the pieces of one person (see :class:`AutoClusterer`);
         used by ``fit`` and by :meth:`refine`'s re-clustering.
     placement : {"average", "nearest"}
         How a batch is placed. ``"average"`` (default): average linkage with the
@@ -135,6 +139,11 @@ class IncrementalClusterer(BaseClusterer):
         threshold: float | None = None,
         attach: float | None = 0.05,
         attach_share: float = 0.9,
+        join: float | None = 0.05,
+        join_slots: float = 0.45,
+        join_share: float = 0.5,
+        join_back: float = 0.2,
+        join_touch: float = 0.55,
         placement: str = "average",
         reestimate: bool = True,
         refine_every: int | None = None,
@@ -147,6 +156,11 @@ class IncrementalClusterer(BaseClusterer):
         self.threshold = threshold
         self.attach = attach
         self.attach_share = attach_share
+        self.join = join
+        self.join_slots = join_slots
+        self.join_share = join_share
+        self.join_back = join_back
+        self.join_touch = join_touch
         self.placement = placement
         self.reestimate = reestimate
         self.refine_every = refine_every
@@ -159,7 +173,9 @@ class IncrementalClusterer(BaseClusterer):
             raise InputError("incremental: features X are required (it keeps them to add faces)")
         auto = AutoClusterer(
             k=self.k, k_est=self.k_est, alpha=self.alpha, threshold=self.threshold,
-            attach=self.attach, attach_share=self.attach_share, seed=self.seed,
+            attach=self.attach, attach_share=self.attach_share, join=self.join,
+            join_slots=self.join_slots, join_share=self.join_share, join_back=self.join_back,
+            join_touch=self.join_touch, seed=self.seed,
         )
         auto.fit(x, knn=knn)
         for name, sec in auto.stage_seconds_.items():
@@ -242,6 +258,8 @@ class IncrementalClusterer(BaseClusterer):
         if np.isfinite(est.threshold) and est.bimodal:
             est.centre = self.centre_mean_ is not None
             set_attach(est, self.attach, self.attach_share, k_est - 1)
+            set_join(est, self.join, self.join_slots, self.join_share, self.join_back,
+                     self.join_touch, k_est - 1)
             gap = float(est.genuine_mode - est.impostor_mode)
             if est.threshold > self.threshold_ + _RETOUCH_RISE * max(gap, 1e-6):
                 # clusters formed under a clearly lower threshold: let the next refine
@@ -357,10 +375,15 @@ class IncrementalClusterer(BaseClusterer):
             src, dst, w = g.truncate(min(k, g.k)).edges()
             sub = centroid_average_linkage(x[region], src, dst, w, t, progress_bar=False)
             est = self.estimate_
+            m = min(self.k_est, g.k)
+            if getattr(est, "join_threshold", None) is not None:  # as ``auto``
+                sub = join_clusters(x[region], sub, g.ids[:, 1:m], est.join_threshold,
+                                    slots=est.join_slots, share=est.join_share,
+                                    back=est.join_back, touch=est.join_touch,
+                                    nbr_sims=g.sims[:, 1:m])
             if getattr(est, "attach_threshold", None) is not None:
-                sub = attach_by_majority(sub, g.ids[:, 1 : min(self.k_est, g.k)],
-                                         est.attach_threshold, x=x[region],
-                                         share=est.attach_share)
+                sub = attach_by_majority(sub, g.ids[:, 1:m], est.attach_threshold,
+                                         x=x[region], share=est.attach_share)
             labels[region] = _keep_ids(labels[region], sub, int(labels.max()) + 1)
         # 3. merge: region clusters with any neighbouring cluster, exact mean pairwise cosine
         ids, inv, sums, cnt = _cluster_table(x, labels)
