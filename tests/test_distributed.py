@@ -80,12 +80,14 @@ def test_pack_balances_largest_first():
     assert sorted(loads.tolist()) == [12.0, 12.0]
 
 
-def test_cell_groups_cover_all_cells():
+def test_cell_groups_cover_every_cell_once():
     probe = np.random.default_rng(0).integers(0, 50, size=(1000, 4)).astype(np.uint16)
     groups = knn_mod.ivf_group(probe, 50)
-    ranges = _cell_groups(groups, 50, 6)
-    assert ranges[0][0] == 0 and ranges[-1][1] == 50
-    assert all(b == c for (_, b), (c, _) in zip(ranges[:-1], ranges[1:], strict=True))
+    cents = np.random.default_rng(1).normal(size=(50, 8)).astype(np.float32)
+    for c in (None, cents):
+        parts = _cell_groups(groups, c, 6)
+        assert 2 <= len(parts) <= 6
+        assert np.array_equal(np.sort(np.concatenate(parts)), np.arange(50))
 
 
 def test_heap_keeps_smaller_id_on_ties_whatever_the_order():
