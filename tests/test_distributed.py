@@ -205,8 +205,15 @@ def test_embed_on_ray_equals_one_process_and_resumes(pool, few_photos, tmp_path)
     with pytest.raises(KeyboardInterrupt):
         embed_folder(few_photos, again, batch_size=1, max_side=400, runner=stop_after_one_shard)
     assert not again.exists() and any(again.with_name("again.npz.partial").glob("part-*.npz"))
-    report = embed_folder(few_photos, again, batch_size=1, max_side=400, runner=runner)
-    assert report.resumed_images == 1
+    # the re-run, from the command line, takes the finished shard from the checkpoint
+    from click.testing import CliRunner
+
+    from faceclust.cli import main
+
+    res = CliRunner().invoke(main, ["embed", str(few_photos), "--out", str(again),
+                                    "--batch-size", "1", "--max-side", "400", "--backend", "ray"])
+    assert res.exit_code == 0, res.output
+    assert "1 taken from the checkpoint" in res.output
     _same_faces(read_faces(ref), read_faces(again))
 
 
