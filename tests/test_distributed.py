@@ -80,12 +80,14 @@ def test_pack_balances_largest_first():
     assert sorted(loads.tolist()) == [12.0, 12.0]
 
 
-def test_cell_groups_cover_all_cells():
+def test_cell_groups_cover_every_cell_once():
     probe = np.random.default_rng(0).integers(0, 50, size=(1000, 4)).astype(np.uint16)
     groups = knn_mod.ivf_group(probe, 50)
-    ranges = _cell_groups(groups, 50, 6)
-    assert ranges[0][0] == 0 and ranges[-1][1] == 50
-    assert all(b == c for (_, b), (c, _) in zip(ranges[:-1], ranges[1:], strict=True))
+    cents = np.random.default_rng(1).normal(size=(50, 8)).astype(np.float32)
+    for c in (None, cents):
+        parts = _cell_groups(groups, c, 6)
+        assert 2 <= len(parts) <= 6
+        assert np.array_equal(np.sort(np.concatenate(parts)), np.arange(50))
 
 
 def test_heap_keeps_smaller_id_on_ties_whatever_the_order():
@@ -203,8 +205,15 @@ def test_embed_on_ray_equals_one_process_and_resumes(pool, few_photos, tmp_path)
     with pytest.raises(KeyboardInterrupt):
         embed_folder(few_photos, again, batch_size=1, max_side=400, runner=stop_after_one_shard)
     assert not again.exists() and any(again.with_name("again.npz.partial").glob("part-*.npz"))
-    report = embed_folder(few_photos, again, batch_size=1, max_side=400, runner=runner)
-    assert report.resumed_images == 1
+    # the re-run, from the command line, takes the finished shard from the checkpoint
+    from click.testing import CliRunner
+
+    from faceclust.cli import main
+
+    res = CliRunner().invoke(main, ["embed", str(few_photos), "--out", str(again),
+                                    "--batch-size", "1", "--max-side", "400", "--backend", "ray"])
+    assert res.exit_code == 0, res.output
+    assert "1 taken from the checkpoint" in res.output
     _same_faces(read_faces(ref), read_faces(again))
 
 

@@ -480,7 +480,7 @@ def _search_ivf_blas(
     t0 = time.perf_counter()
     n_cells = nlist if max_cells is None else min(nlist, max_cells)
     with progress(total=2 * n_cells, desc="kNN ivf-blas", enabled=progress_bar, unit="cell") as bar:
-        ivf_join_cells(x, groups, 0, n_cells, top_s, top_i, bar=bar)
+        ivf_join_cells(x, groups, range(n_cells), top_s, top_i, bar=bar)
     steps["join"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     _sort_rows_desc(top_s, top_i)
@@ -543,10 +543,10 @@ def ivf_group(probe: np.ndarray, nlist: int) -> tuple[np.ndarray, ...]:
 
 
 def ivf_join_cells(
-    x: np.ndarray, groups: tuple[np.ndarray, ...], c_lo: int, c_hi: int,
-    top_s: np.ndarray, top_i: np.ndarray, *, local: np.ndarray | None = None, bar=None,
+    x: np.ndarray, groups: tuple[np.ndarray, ...], cells, top_s: np.ndarray, top_i: np.ndarray,
+    *, local: np.ndarray | None = None, bar=None,
 ) -> None:
-    """Join cells ``c_lo <= c < c_hi``: their members against themselves, then against their probers.
+    """Join the given ``cells``: their members against themselves, then against their probers.
 
     The per-group kernel of ``ivf-blas`` (one machine: all cells; a Ray worker:
     one group). Each comparison is merged into the heaps ``top_s / top_i``;
@@ -555,7 +555,7 @@ def ivf_join_cells(
     """
     members, member_start, other, other_start = groups
     for pass_ in (0, 1):
-        for c in range(c_lo, c_hi):
+        for c in cells:
             mem = members[member_start[c] : member_start[c + 1]]
             rows = mem if pass_ == 0 else other[other_start[c] : other_start[c + 1]]
             if len(mem) and len(rows):
