@@ -92,6 +92,8 @@ class FCES(BaseClusterer):
             src, dst, w, single = early_stop_edges(
                 graph.ids, scores, float(self.theta), self.max_links
             )
+        src, dst, w, single = self._recall(x, order, graph, scores, src, dst, w, single)
+        with self._stage("select"):
             n = graph.n
             del scores, graph  # the renumbered copy: Infomap needs the memory
         with self._stage("partition"):
@@ -105,3 +107,7 @@ class FCES(BaseClusterer):
         self.n_links_ = len(src)
         self.n_single_ = int(single.sum())
         return labels
+
+    def _recall(self, x, order, graph, scores, src, dst, w, single):
+        """Hook between select and partition: extra links (FC-ESER's edge recall); none here."""
+        return src, dst, w, single

@@ -1,0 +1,387 @@
+"""LCE-PCENet (Shin et al., CVPR'23) and FC-ESER (Liu, arXiv 2408.13431): pair verification.
+
+``lce-pce``: kNN -> LCENet connectivity of every slot -> symmetrised connectivity,
+LCE density, density-ascending E_d (one per node) and similarity E_s edges
+(:mod:`faceclust.stages.density`) -> PCENet verifies E_d (``p > 0.5``,
+:mod:`faceclust.stages.verify`) -> connected components of verified E_d + E_s.
+
+``fc-eser``: ``fc-es`` (NEP, early stop, directed Infomap; the same class and
+stages) plus edge recall: from each node's stop point on, neighbours with
+NEP >= ``delta`` become links weighted by a PCENet-architecture pair model's
+probability when it is >= ``eta``.
+
+Upstream LCE-PCENet ships inference only; the training here is our own
+(recipe: :mod:`faceclust.nn.pairtrain`). Both ``train`` class methods hold out
+a validation split of the *training* people (by identity) for checkpoint
+selection; FC-ESER's reference selected on its test split, we do not.
+torch is imported only when a model is trained or run.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any, ClassVar
+
+import numpy as np
+
+from .._validation import check_features, check_labels
+from ..errors import InputError, ParameterError
+from ..graph import connected_components
+from ..knn import KnnGraph, build_knn
+from ..stages.confidence import split_by_identity
+from ..stages.density import density_edges, lce_density, symmetric_connectivity, tau_s_top3
+from ..stages.verify import recall_candidates, verify_edges
+from ._base import BaseClusterer, check_param, register
+from ._fces import FCES
+
+__all__ = ["FCESER", "FCESER_TRAIN_DEFAULTS", "LCE_PCE_TRAIN_DEFAULTS", "LcePce"]
+
+LCE_CKPT, PCE_CKPT, RECALL_CKPT = "lcenet", "pcenet", "pcenet_recall"
+
+#: Shared pair-model (PCENet) training defaults: a small model that trains in minutes
+#: on 2 CPU cores. Upstream size: pce_width=None (D + 2k), pce_depth=3, pce_heads=8,
+#: pce_ff_dim=1024, pce_mlp_dim=2048.
+_PCE_DEFAULTS: dict[str, Any] = {
+    "pce_k": 10, "pce_width": 64, "pce_depth": 2, "pce_heads": 4, "pce_ff_dim": 128,
+    "pce_dropout": 0.1, "pce_mlp_dim": 128, "pce_epochs": 8, "pce_pairs_per_epoch": 4096,
+    "pce_batch_size": 128, "pce_lr": 1e-3, "pce_weight_decay": 1e-4,
+}
+
+#: ``lce-pce`` training defaults. Upstream LCENet size: width=None (D + k), depth=3,
+#: heads=8, ff_dim=1024, k=80. ``pool_k``: PCENet trains on pairs (i, j-th neighbour),
+#: j = 1..pool_k, where E_d edges come from.
+LCE_PCE_TRAIN_DEFAULTS: dict[str, Any] = {
+    "k": 30, "width": 64, "depth": 2, "heads": 4, "ff_dim": 128, "dropout": 0.1,
+    "head_dim": 64, "epochs": 10, "batch_size": 64, "lr": 1e-3, "weight_decay": 1e-4,
+    "val_fraction": 0.2, "pool_k": 10, **_PCE_DEFAULTS,
+}
+
+#: ``fc-eser`` training defaults: the recall model trains on FC-ESER's recall
+#: candidates of the training people (NEP graph ``k``/``sigma``/``theta``/``delta``).
+FCESER_TRAIN_DEFAULTS: dict[str, Any] = {
+    "k": 80, "sigma": 0.5, "theta": 0.22, "delta": 0.12, "val_fraction": 0.2,
+    "pool_k": 10, "min_class_pairs": 50, **_PCE_DEFAULTS,
+}
+
+
+def _model_dir(model: object, method: str) -> str:
+    if model is None:
+        raise ParameterError(
+            f"{method}: needs a trained model directory: pass model=DIR "
+            f"(train one with `faceclust train --method {method} ...`)"
+        )
+    if not isinstance(model, str | os.PathLike):
+        raise ParameterError(f"model must be a directory path, got {model!r}")
+    if not os.path.isdir(model):
+        raise InputError(f"{model}: model directory not found")
+    return os.fspath(model)
+
+
+def _params(params: dict[str, Any], defaults: dict[str, Any], what: str) -> dict[str, Any]:
+    unknown = sorted(set(params) - set(defaults))
+    if unknown:
+        raise ParameterError(
+            f"{what}: unknown parameter(s) {', '.join(unknown)}; known: {', '.join(sorted(defaults))}"
+        )
+    p = {**defaults, **params}
+    check_param("val_fraction", p["val_fraction"], (int, float), 0.0, 1.0, lo_open=True, hi_open=True)
+    for key in ("k", "pce_k", "pce_epochs", "pce_pairs_per_epoch", "pce_batch_size"):
+        check_param(key, p[key], int, 1)
+    return p
+
+
+def _split(x: np.ndarray, y: np.ndarray, p: dict[str, Any], seed: int, what: str):
+    """Training / validation people (by identity) and the kNN graph of each."""
+    tr, va = split_by_identity(y, float(p["val_fraction"]), seed=seed)
+    if len(tr) < 3 or len(va) < 3:
+        raise InputError(f"{what}: too few samples to hold out validation people ({len(tr)}/{len(va)})")
+    k = max(int(p["k"]), int(p["pce_k"]))
+    graphs = [build_knn(x[i], k=min(k, len(i) - 1)) for i in (tr, va)]
+    return tr, va, graphs
+
+
+def _pair_kwargs(p: dict[str, Any], seed: int) -> dict[str, Any]:
+    return {
+        "k": p["pce_k"], "width": p["pce_width"], "depth": p["pce_depth"],
+        "heads": p["pce_heads"], "ff_dim": p["pce_ff_dim"], "dropout": float(p["pce_dropout"]),
+        "mlp_dim": p["pce_mlp_dim"], "epochs": p["pce_epochs"],
+        "pairs_per_epoch": p["pce_pairs_per_epoch"], "batch_size": p["pce_batch_size"],
+        "lr": float(p["pce_lr"]), "weight_decay": float(p["pce_weight_decay"]), "seed": seed,
+    }
+
+
+def _top_pairs(ids: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs ``(i, ids[i, j])`` for j = 1..m (present, non-self)."""
+    sub = ids[:, 1 : m + 1]
+    rows = np.repeat(np.arange(len(ids)), sub.shape[1]).reshape(sub.shape)
+    keep = (sub >= 0) & (sub != rows)
+    return rows[keep].astype(np.int64), sub[keep].astype(np.int64)
+
+
+def _supplement(pool, extra, y, min_class):
+    """``pool`` pairs, plus the ``extra`` pairs of a class (same / different identity) that
+    has fewer than ``min_class`` pairs in ``pool``; returns ``(src, dst, n_added)``.
+
+    FC-ESER's recall candidates (pairs past the early-stop point) can lack one
+    class on small or sparse training sets (few photos per person: nearly all
+    negative); the top kNN pairs of that class then stand in.
+    """
+    src, dst = pool
+    same = y[src] == y[dst]
+    esrc, edst = extra
+    esame = y[esrc] == y[edst]
+    add = np.zeros(len(esrc), dtype=bool)
+    if same.sum() < min_class:
+        add |= esame
+    if (~same).sum() < min_class:
+        add |= ~esame
+    return (np.concatenate([src, esrc[add]]), np.concatenate([dst, edst[add]]), int(add.sum()))
+
+
+def _padded(graph: KnnGraph, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """``graph``'s ids and sims cut or padded (-1 / -inf) to ``k`` columns."""
+    n, kk = graph.ids.shape
+    if kk >= k:
+        return np.ascontiguousarray(graph.ids[:, :k]), np.ascontiguousarray(graph.sims[:, :k])
+    ids = np.full((n, k), -1, dtype=graph.ids.dtype)
+    sims = np.full((n, k), -np.inf, dtype=np.float32)
+    ids[:, :kk], sims[:, :kk] = graph.ids, graph.sims
+    return ids, sims
+
+
+def _check_x(x: np.ndarray | None, in_dim: int, directory: str, method: str) -> np.ndarray:
+    if x is None:
+        raise InputError(f"{method}: features X are required (the networks read them)")
+    if x.shape[1] != in_dim:
+        raise InputError(
+            f"{method}: features have dimension {x.shape[1]} but the model in {directory} "
+            f"was trained on dimension {in_dim}"
+        )
+    return x
+
+
+@register("lce-pce")
+class LcePce(BaseClusterer):
+    """LCE-PCENet: learned connectivity, density-ascending edges, PCENet verification.
+
+    Parameters
+    ----------
+    model : str
+        Model directory from ``faceclust train --method lce-pce`` (``lcenet`` and
+        ``pcenet`` checkpoints). The kNN size is the LCENet's trained ``k``.
+    threshold : float
+        PCENet acceptance of an E_d edge, strict (``p > 0.5`` upstream).
+    tau_s : float or None
+        E_s threshold on ``c * s``; None: mean of each node's top-3 non-self
+        similarities, averaged over nodes (upstream).
+    verify : bool
+        Run PCENet on E_d (False keeps every E_d edge: an ablation).
+    batch_size : int
+        Nodes (LCENet) / pairs (PCENet) per forward pass; bounds memory.
+    precision : {"fp32", "bf16", "int8"}
+        Inference arithmetic: fp32, bfloat16 autocast, or dynamic int8 Linear layers.
+    """
+
+    needs_model: ClassVar[bool] = True
+
+    def __init__(self, model: str | None = None, threshold: float = 0.5,
+                 tau_s: float | None = None, verify: bool = True, batch_size: int = 512,
+                 precision: str = "fp32") -> None:
+        self.model = model
+        self.threshold = threshold
+        self.tau_s = tau_s
+        self.verify = verify
+        self.batch_size = batch_size
+        self.precision = precision
+
+    def _validate_params(self) -> None:
+        check_param("threshold", self.threshold, (int, float), 0.0, 1.0)
+        if self.tau_s is not None:
+            check_param("tau_s", self.tau_s, (int, float))
+        check_param("verify", self.verify, bool)
+        check_param("batch_size", self.batch_size, int, 1)
+        if self.precision not in ("fp32", "bf16", "int8"):
+            raise ParameterError(f"precision must be fp32, bf16 or int8, got {self.precision!r}")
+
+    @classmethod
+    def train(cls, X: np.ndarray, labels: np.ndarray, out_dir: str | os.PathLike, *,
+              seed: int = 42, **params: Any) -> dict[str, Any]:
+        """Train LCENet then PCENet on ``X`` / ``labels``; write both to ``out_dir``.
+
+        Validation people (``val_fraction`` of the identities) are held out for
+        checkpoint selection. Keyword arguments: :data:`LCE_PCE_TRAIN_DEFAULTS`.
+        Returns the parameters used, losses per epoch and seconds.
+        """
+        from ..nn.lcenet import save_lcenet
+        from ..nn.pairtrain import train_lcenet, train_pcenet
+        from ..nn.pcenet import save_pcenet
+
+        t0 = time.perf_counter()
+        p = _params(params, LCE_PCE_TRAIN_DEFAULTS, "train lce-pce")
+        check_param("pool_k", p["pool_k"], int, 1)
+        x = check_features(X, source="features")
+        y = check_labels(labels, x.shape[0], source="labels")
+        tr, va, (gt, gv) = _split(x, y, p, seed, "train lce-pce")
+        lce, lmeta = train_lcenet(
+            x[tr], y[tr], gt.ids, (x[va], y[va], gv.ids), k=p["k"], width=p["width"],
+            depth=p["depth"], heads=p["heads"], ff_dim=p["ff_dim"], dropout=float(p["dropout"]),
+            head_dim=p["head_dim"], epochs=p["epochs"], batch_size=p["batch_size"],
+            lr=float(p["lr"]), weight_decay=float(p["weight_decay"]), seed=seed,
+        )
+        pool, vpool = _top_pairs(gt.ids, p["pool_k"]), _top_pairs(gv.ids, p["pool_k"])
+        pce, pmeta = train_pcenet(x[tr], y[tr], gt.ids, pool, (x[va], y[va], gv.ids, vpool),
+                                  **_pair_kwargs(p, seed + 1))
+        pmeta["pool_k"] = p["pool_k"]
+        save_lcenet(lce, out_dir, lmeta)
+        save_pcenet(pce, out_dir, PCE_CKPT, pmeta)
+        return {"method": "lce-pce", "params": p, "seed": seed, "n": int(x.shape[0]),
+                "n_val": int(len(va)), "lcenet": lmeta, "pcenet": pmeta,
+                "seconds": round(time.perf_counter() - t0, 2)}
+
+    def _fit(self, x: np.ndarray | None, knn: KnnGraph | None) -> np.ndarray:
+        from ..nn.lcenet import load_lcenet, predict_connectivity
+        from ..nn.pcenet import load_pcenet, predict_pairs
+
+        directory = _model_dir(self.model, self.method_name)
+        with self._stage("load"):
+            lce, _ = load_lcenet(directory)
+            pce, _ = load_pcenet(directory, PCE_CKPT)
+        x = _check_x(x, lce.in_dim, directory, self.method_name)
+        if pce.in_dim != lce.in_dim:
+            raise InputError(f"{directory}: LCENet and PCENet were trained on different dimensions")
+        graph = self._knn(x, knn, min(max(lce.k, pce.k), x.shape[0] - 1))
+        ids, sims = _padded(graph, lce.k)
+        with self._stage("lcenet"):
+            conn = predict_connectivity(lce, x, ids, batch_size=self.batch_size,
+                                        precision=self.precision)
+        with self._stage("density"):
+            c = symmetric_connectivity(ids, conn)
+            rho = lce_density(ids, sims, c)
+            tau = tau_s_top3(ids, sims) if self.tau_s is None else float(self.tau_s)
+            (d_src, d_dst, _), (s_src, s_dst, _) = density_edges(ids, sims, c, rho, tau)
+        n_ed = len(d_src)
+        with self._stage("pcenet"):
+            if self.verify and len(d_src):
+                prob = predict_pairs(pce, x, graph.ids, d_src, d_dst,
+                                     batch_size=self.batch_size, precision=self.precision)
+                d_src, d_dst, _ = verify_edges(d_src, d_dst, prob, float(self.threshold))
+        self.tau_s_ = tau
+        self.density_ = rho
+        self.n_edges_ = {"E_d": n_ed, "E_d_verified": int(len(d_src)), "E_s": int(len(s_src))}
+        with self._stage("partition"):
+            return connected_components(np.concatenate([d_src, s_src]),
+                                        np.concatenate([d_dst, s_dst]), graph.n)
+
+
+@register("fc-eser")
+class FCESER(FCES):
+    """FC-ESER: FC-ES plus edge recall verified by a PCENet-architecture pair model.
+
+    Every ``fc-es`` parameter (``k``, ``sigma``, ``theta``, ``singletons``, ``seed``,
+    ``num_trials``, ``max_links``) means the same here; in addition:
+
+    Parameters
+    ----------
+    model : str
+        Model directory from ``faceclust train --method fc-eser`` (``pcenet_recall``).
+    delta : float
+        Recall floor: from a node's stop point on, neighbours with NEP >= delta
+        are candidates (0.12).
+    eta : float
+        A candidate becomes a link (weight = probability) when the pair model's
+        probability is >= eta (0.60).
+    batch_size : int
+        Pairs per forward pass.
+    precision : {"fp32", "bf16", "int8"}
+        Inference arithmetic of the pair model.
+    """
+
+    needs_model: ClassVar[bool] = True
+
+    def __init__(self, model: str | None = None, k: int = 80, sigma: float = 0.5,
+                 theta: float = 0.22, delta: float = 0.12, eta: float = 0.60,
+                 singletons: str = "fc-es", seed: int = 123, num_trials: int = 1,
+                 max_links: int | None = None, batch_size: int = 512,
+                 precision: str = "fp32") -> None:
+        super().__init__(k=k, sigma=sigma, theta=theta, singletons=singletons, seed=seed,
+                         num_trials=num_trials, max_links=max_links)
+        self.model = model
+        self.delta = delta
+        self.eta = eta
+        self.batch_size = batch_size
+        self.precision = precision
+
+    def _validate_params(self) -> None:
+        super()._validate_params()
+        check_param("delta", self.delta, (int, float), 0.0, 1.0)
+        check_param("eta", self.eta, (int, float), 0.0, 1.0)
+        check_param("batch_size", self.batch_size, int, 1)
+        if self.precision not in ("fp32", "bf16", "int8"):
+            raise ParameterError(f"precision must be fp32, bf16 or int8, got {self.precision!r}")
+        _model_dir(self.model, self.method_name)
+
+    @classmethod
+    def train(cls, X: np.ndarray, labels: np.ndarray, out_dir: str | os.PathLike, *,
+              seed: int = 42, **params: Any) -> dict[str, Any]:
+        """Train the edge-recall pair model on FC-ESER's recall candidates of ``X``.
+
+        Candidates come from the training people's own NEP graph (``k``,
+        ``sigma``, ``theta``, ``delta``), as the reference; when they hold fewer
+        than ``min_class_pairs`` positive (or negative) pairs, the top-``pool_k``
+        kNN pairs of that class are added. Validation people (``val_fraction``)
+        choose the checkpoint. Keyword arguments:
+        :data:`FCESER_TRAIN_DEFAULTS`.
+        """
+        from ..nn.pairtrain import train_pcenet
+        from ..nn.pcenet import save_pcenet
+        from ..stages.refine import nep
+
+        t0 = time.perf_counter()
+        p = _params(params, FCESER_TRAIN_DEFAULTS, "train fc-eser")
+        x = check_features(X, source="features")
+        y = check_labels(labels, x.shape[0], source="labels")
+        tr, va, graphs = _split(x, y, p, seed, "train fc-eser")
+        check_param("pool_k", p["pool_k"], int, 1)
+        check_param("min_class_pairs", p["min_class_pairs"], int, 0)
+        pools, added = [], []
+        for g, idx in zip(graphs, (tr, va), strict=True):
+            g = g.truncate(min(p["k"], g.k))
+            src, dst, _ = recall_candidates(g.ids, nep(g, float(p["sigma"])), float(p["theta"]),
+                                            float(p["delta"]))
+            src, dst, extra = _supplement((src, dst), _top_pairs(g.ids, p["pool_k"]), y[idx],
+                                          p["min_class_pairs"])
+            pools.append((src, dst))
+            added.append(extra)
+        model, meta = train_pcenet(x[tr], y[tr], graphs[0].ids, pools[0],
+                                   (x[va], y[va], graphs[1].ids, pools[1]),
+                                   **_pair_kwargs(p, seed), desc="recall PCENet train")
+        meta.update(candidates={"k": p["k"], "sigma": p["sigma"], "theta": p["theta"],
+                                "delta": p["delta"], "supplement_train": added[0],
+                                "supplement_val": added[1]})
+        save_pcenet(model, out_dir, RECALL_CKPT, meta)
+        return {"method": "fc-eser", "params": p, "seed": seed, "n": int(x.shape[0]),
+                "n_val": int(len(va)), "pcenet_recall": meta,
+                "seconds": round(time.perf_counter() - t0, 2)}
+
+    def _recall(self, x, order, graph, scores, src, dst, w, single):
+        """Add recalled links: candidates after each stop point with probability >= eta."""
+        from ..nn.pcenet import load_pcenet, predict_pairs
+
+        directory = _model_dir(self.model, self.method_name)
+        with self._stage("load"):
+            pce, _ = load_pcenet(directory, RECALL_CKPT)
+        x = _check_x(x, pce.in_dim, directory, self.method_name)
+        with self._stage("recall"):
+            c_src, c_dst, _ = recall_candidates(graph.ids, scores, float(self.theta),
+                                                float(self.delta), self.max_links)
+            xl = x[order]  # the graph is renumbered for locality
+            prob = predict_pairs(pce, xl, graph.ids, c_src, c_dst, batch_size=self.batch_size,
+                                 precision=self.precision, desc="recall PCENet")
+            r_src, r_dst, r_w = verify_edges(c_src, c_dst, prob, float(self.eta), strict=False)
+        self.n_candidates_ = int(len(c_src))
+        self.n_recalled_ = int(len(r_src))
+        single = single.copy()
+        single[r_src] = False
+        return (np.concatenate([src, r_src]), np.concatenate([dst, r_dst]),
+                np.concatenate([w, r_w]).astype(np.float32), single)
