@@ -149,8 +149,16 @@ def test_lce_pce_refuses_missing_model_and_wrong_dimension(lce_model, tmp_path):
         get_method("lce-pce")(model=str(out)).fit(_x(30, 8))
     with pytest.raises(InputError, match="not found"):
         get_method("lce-pce")(model=str(tmp_path / "none")).fit(_x(30, 16))
-    with pytest.raises(ParameterError, match="unknown"):
+    with pytest.raises(TypeError, match="bogus"):
         get_method("lce-pce").train(_x(30, 16), np.arange(30) % 3, tmp_path, bogus=1)
+
+
+def test_train_defaults_are_the_train_keywords():
+    from faceclust.methods._lcepce import FCESER_TRAIN_DEFAULTS, LCE_PCE_TRAIN_DEFAULTS
+    from faceclust.methods._modeldir import train_defaults
+
+    assert train_defaults(get_method("lce-pce")) == LCE_PCE_TRAIN_DEFAULTS
+    assert train_defaults(get_method("fc-eser")) == FCESER_TRAIN_DEFAULTS
 
 
 def test_fc_eser_train_then_cluster(tmp_path):

@@ -83,7 +83,7 @@ class FCES(BaseClusterer):
         self.max_links = max_links
 
     def _fit(self, x: np.ndarray | None, knn: KnnGraph | None) -> np.ndarray:
-        graph, order = self._local(self._knn(x, knn, self.k))
+        graph, order = self._local(self._knn(x, knn, self._graph_k(x, knn)))
         with self._stage("refine"):
             # the Ray backend (faceclust.distributed) scores blocks of rows on workers
             refine = getattr(self, "_nep_backend", None) or nep
@@ -107,6 +107,10 @@ class FCES(BaseClusterer):
         self.n_links_ = len(src)
         self.n_single_ = int(single.sum())
         return labels
+
+    def _graph_k(self, x: np.ndarray | None, knn: KnnGraph | None) -> int:
+        """The kNN size to use (``k``; FC-ESER may take it from its model)."""
+        return self.k
 
     def _recall(self, x, order, graph, scores, src, dst, w, single):
         """Hook between select and partition: extra links (FC-ESER's edge recall); none here."""

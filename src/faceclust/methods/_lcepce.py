@@ -44,7 +44,7 @@ LCE_CKPT, PCE_CKPT, RECALL_CKPT = "lcenet", "pcenet", "pcenet_recall"
 #: pce_ff_dim=1024, pce_mlp_dim=2048.
 _PCE_DEFAULTS: dict[str, Any] = {
     "pce_k": 10, "pce_width": 64, "pce_depth": 2, "pce_heads": 4, "pce_ff_dim": 128,
-    "pce_dropout": 0.1, "pce_mlp_dim": 128, "pce_epochs": 8, "pce_pairs_per_epoch": 4096,
+    "pce_dropout": 0.1, "pce_mlp_dim": 128, "pce_epochs": 6, "pce_pairs_per_epoch": 4096,
     "pce_batch_size": 128, "pce_lr": 1e-3, "pce_weight_decay": 1e-4,
 }
 
@@ -53,7 +53,7 @@ _PCE_DEFAULTS: dict[str, Any] = {
 #: j = 1..pool_k, where E_d edges come from.
 LCE_PCE_TRAIN_DEFAULTS: dict[str, Any] = {
     "k": 30, "width": 64, "depth": 2, "heads": 4, "ff_dim": 128, "dropout": 0.1,
-    "head_dim": 64, "epochs": 10, "batch_size": 64, "lr": 1e-3, "weight_decay": 1e-4,
+    "head_dim": 64, "epochs": 6, "batch_size": 64, "lr": 1e-3, "weight_decay": 1e-4,
     "val_fraction": 0.2, "pool_k": 10, **_PCE_DEFAULTS,
 }
 
@@ -61,7 +61,7 @@ LCE_PCE_TRAIN_DEFAULTS: dict[str, Any] = {
 #: candidates of the training people (NEP graph ``k``/``sigma``/``theta``/``delta``).
 FCESER_TRAIN_DEFAULTS: dict[str, Any] = {
     "k": 80, "sigma": 0.5, "theta": 0.22, "delta": 0.12, "val_fraction": 0.2,
-    "pool_k": 10, "min_class_pairs": 50, **_PCE_DEFAULTS,
+    "min_class_pairs": 50, **_PCE_DEFAULTS,
 }
 
 
@@ -119,24 +119,54 @@ def _top_pairs(ids: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray]:
     return rows[keep].astype(np.int64), sub[keep].astype(np.int64)
 
 
-def _supplement(pool, extra, y, min_class):
-    """``pool`` pairs, plus the ``extra`` pairs of a class (same / different identity) that
-    has fewer than ``min_class`` pairs in ``pool``; returns ``(src, dst, n_added)``.
+def _supplement(pool, ids, y, min_class, seed):
+    """``pool`` pairs plus stand-ins for a class (same / different identity) that has
+    fewer than ``min_class`` pairs in it; returns ``(src, dst, n_added)``.
 
-    FC-ESER's recall candidates (pairs past the early-stop point) can lack one
-    class on small or sparse training sets (few photos per person: nearly all
-    negative); the top kNN pairs of that class then stand in.
+    Candidate pools can lack a class on small or sparse sets (FC-ESER's recall
+    candidates on people with few photos are nearly all negative; a kNN list of
+    well-separated people holds no negative). The missing class is filled
+    first from every kNN pair of the graph ``ids`` of that class, then, if still
+    short, from random pairs of that class (``min_class`` of them).
     """
     src, dst = pool
-    same = y[src] == y[dst]
-    esrc, edst = extra
-    esame = y[esrc] == y[edst]
-    add = np.zeros(len(esrc), dtype=bool)
-    if same.sum() < min_class:
-        add |= esame
-    if (~same).sum() < min_class:
-        add |= ~esame
-    return (np.concatenate([src, esrc[add]]), np.concatenate([dst, edst[add]]), int(add.sum()))
+    parts_s, parts_d = [src], [dst]
+    ksrc, kdst = _top_pairs(ids, ids.shape[1] - 1)
+    rng = np.random.default_rng(seed)
+    for positive in (True, False):
+        have = int(((y[src] == y[dst]) == positive).sum())
+        if have >= min_class:
+            continue
+        sel = (y[ksrc] == y[kdst]) == positive
+        parts_s.append(ksrc[sel])
+        parts_d.append(kdst[sel])
+        have += int(sel.sum())
+        if have < min_class:
+            rs, rd = _random_pairs(y, positive, min_class, rng)
+            parts_s.append(rs)
+            parts_d.append(rd)
+    out_s, out_d = np.concatenate(parts_s), np.concatenate(parts_d)
+    return out_s, out_d, int(len(out_s) - len(src))
+
+
+def _random_pairs(y, positive, m, rng):
+    """Up to ``m`` random pairs of distinct rows with equal (``positive``) or different labels."""
+    n = len(y)
+    if positive:
+        order = np.argsort(y, kind="stable")
+        ys = y[order]
+        starts = np.flatnonzero(np.r_[True, ys[1:] != ys[:-1]])
+        sizes = np.diff(np.r_[starts, n])
+        multi = np.flatnonzero(sizes >= 2)
+        if len(multi) == 0:
+            return np.zeros(0, np.int64), np.zeros(0, np.int64)
+        g = rng.choice(multi, m)
+        a = rng.integers(0, sizes[g])
+        b = (a + rng.integers(1, sizes[g])) % sizes[g]
+        return order[starts[g] + a].astype(np.int64), order[starts[g] + b].astype(np.int64)
+    i, j = rng.integers(0, n, 4 * m), rng.integers(0, n, 4 * m)
+    keep = y[i] != y[j]
+    return i[keep][:m].astype(np.int64), j[keep][:m].astype(np.int64)
 
 
 def _padded(graph: KnnGraph, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -206,19 +236,34 @@ class LcePce(BaseClusterer):
 
     @classmethod
     def train(cls, X: np.ndarray, labels: np.ndarray, out_dir: str | os.PathLike, *,
-              seed: int = 42, **params: Any) -> dict[str, Any]:
+              seed: int = 42, k: int = 30, width: int | None = 64, depth: int = 2,
+              heads: int = 4, ff_dim: int = 128, dropout: float = 0.1,
+              head_dim: int | None = 64, epochs: int = 6, batch_size: int = 64,
+              lr: float = 1e-3, weight_decay: float = 1e-4, val_fraction: float = 0.2,
+              pool_k: int = 10, pce_k: int = 10, pce_width: int | None = 64,
+              pce_depth: int = 2, pce_heads: int = 4, pce_ff_dim: int = 128,
+              pce_dropout: float = 0.1, pce_mlp_dim: int = 128, pce_epochs: int = 6,
+              pce_pairs_per_epoch: int = 4096, pce_batch_size: int = 128,
+              pce_lr: float = 1e-3, pce_weight_decay: float = 1e-4) -> dict[str, Any]:
         """Train LCENet then PCENet on ``X`` / ``labels``; write both to ``out_dir``.
 
-        Validation people (``val_fraction`` of the identities) are held out for
-        checkpoint selection. Keyword arguments: :data:`LCE_PCE_TRAIN_DEFAULTS`.
-        Returns the parameters used, losses per epoch and seconds.
+        ``k``: the LCENet's neighbours (self included; fixed by the model, used at
+        clustering time). Unprefixed parameters are LCENet's, ``pce_*`` PCENet's;
+        ``width=None`` / ``pce_width=None`` is upstream's token width (D + k,
+        D + 2k; upstream also depth 3, heads 8, ff_dim 1024, pce_mlp_dim 2048,
+        k 80). PCENet trains on the pairs (i, j-th neighbour), j = 1..``pool_k``,
+        where E_d edges come from. ``val_fraction`` of the identities are held out
+        as validation people for checkpoint selection. Recipe:
+        :mod:`faceclust.nn.pairtrain`. Returns the parameters used, losses per
+        epoch and seconds.
         """
         from ..nn.lcenet import save_lcenet
         from ..nn.pairtrain import train_lcenet, train_pcenet
         from ..nn.pcenet import save_pcenet
 
         t0 = time.perf_counter()
-        p = _params(params, LCE_PCE_TRAIN_DEFAULTS, "train lce-pce")
+        p = _params({n: v for n, v in locals().items() if n in LCE_PCE_TRAIN_DEFAULTS},
+                    LCE_PCE_TRAIN_DEFAULTS, "train lce-pce")
         check_param("pool_k", p["pool_k"], int, 1)
         x = check_features(X, source="features")
         y = check_labels(labels, x.shape[0], source="labels")
@@ -229,7 +274,8 @@ class LcePce(BaseClusterer):
             head_dim=p["head_dim"], epochs=p["epochs"], batch_size=p["batch_size"],
             lr=float(p["lr"]), weight_decay=float(p["weight_decay"]), seed=seed,
         )
-        pool, vpool = _top_pairs(gt.ids, p["pool_k"]), _top_pairs(gv.ids, p["pool_k"])
+        pool, vpool = (_supplement(_top_pairs(g.ids, p["pool_k"]), g.ids, y[i], 1, seed)[:2]
+                       for g, i in ((gt, tr), (gv, va)))
         pce, pmeta = train_pcenet(x[tr], y[tr], gt.ids, pool, (x[va], y[va], gv.ids, vpool),
                                   **_pair_kwargs(p, seed + 1))
         pmeta["pool_k"] = p["pool_k"]
@@ -278,13 +324,16 @@ class LcePce(BaseClusterer):
 class FCESER(FCES):
     """FC-ESER: FC-ES plus edge recall verified by a PCENet-architecture pair model.
 
-    Every ``fc-es`` parameter (``k``, ``sigma``, ``theta``, ``singletons``, ``seed``,
+    Every ``fc-es`` parameter (``sigma``, ``theta``, ``singletons``, ``seed``,
     ``num_trials``, ``max_links``) means the same here; in addition:
 
     Parameters
     ----------
     model : str
         Model directory from ``faceclust train --method fc-eser`` (``pcenet_recall``).
+    k : int or None
+        Neighbours per point, self included; None: the ``k`` the model's recall
+        candidates were made with at training (80 by default), capped at N - 1.
     delta : float
         Recall floor: from a node's stop point on, neighbours with NEP >= delta
         are candidates (0.12).
@@ -299,7 +348,7 @@ class FCESER(FCES):
 
     needs_model: ClassVar[bool] = True
 
-    def __init__(self, model: str | None = None, k: int = 80, sigma: float = 0.5,
+    def __init__(self, model: str | None = None, k: int | None = None, sigma: float = 0.5,
                  theta: float = 0.22, delta: float = 0.12, eta: float = 0.60,
                  singletons: str = "fc-es", seed: int = 123, num_trials: int = 1,
                  max_links: int | None = None, batch_size: int = 512,
@@ -313,7 +362,12 @@ class FCESER(FCES):
         self.precision = precision
 
     def _validate_params(self) -> None:
-        super()._validate_params()
+        k = self.k
+        try:  # fc-es's checks, with k = None allowed
+            self.k = 80 if k is None else k
+            super()._validate_params()
+        finally:
+            self.k = k
         check_param("delta", self.delta, (int, float), 0.0, 1.0)
         check_param("eta", self.eta, (int, float), 0.0, 1.0)
         check_param("batch_size", self.batch_size, int, 1)
@@ -323,34 +377,40 @@ class FCESER(FCES):
 
     @classmethod
     def train(cls, X: np.ndarray, labels: np.ndarray, out_dir: str | os.PathLike, *,
-              seed: int = 42, **params: Any) -> dict[str, Any]:
+              seed: int = 42, k: int = 80, sigma: float = 0.5, theta: float = 0.22,
+              delta: float = 0.12, val_fraction: float = 0.2, min_class_pairs: int = 50, pce_k: int = 10, pce_width: int | None = 64,
+              pce_depth: int = 2, pce_heads: int = 4, pce_ff_dim: int = 128,
+              pce_dropout: float = 0.1, pce_mlp_dim: int = 128, pce_epochs: int = 6,
+              pce_pairs_per_epoch: int = 4096, pce_batch_size: int = 128,
+              pce_lr: float = 1e-3, pce_weight_decay: float = 1e-4) -> dict[str, Any]:
         """Train the edge-recall pair model on FC-ESER's recall candidates of ``X``.
 
         Candidates come from the training people's own NEP graph (``k``,
         ``sigma``, ``theta``, ``delta``), as the reference; when they hold fewer
-        than ``min_class_pairs`` positive (or negative) pairs, the top-``pool_k``
-        kNN pairs of that class are added. Validation people (``val_fraction``)
-        choose the checkpoint. Keyword arguments:
-        :data:`FCESER_TRAIN_DEFAULTS`.
+        than ``min_class_pairs`` positive (or negative) pairs, kNN pairs (then
+        random pairs) of that class are added. Validation people (``val_fraction``)
+        choose the checkpoint.
+        ``pce_*``: the pair model (a PCENet; upstream size ``pce_width=None``,
+        depth 3, heads 8, ff_dim 1024, mlp_dim 2048, ``pce_k`` 80). Recipe:
+        :mod:`faceclust.nn.pairtrain`.
         """
         from ..nn.pairtrain import train_pcenet
         from ..nn.pcenet import save_pcenet
         from ..stages.refine import nep
 
         t0 = time.perf_counter()
-        p = _params(params, FCESER_TRAIN_DEFAULTS, "train fc-eser")
+        p = _params({n: v for n, v in locals().items() if n in FCESER_TRAIN_DEFAULTS},
+                    FCESER_TRAIN_DEFAULTS, "train fc-eser")
         x = check_features(X, source="features")
         y = check_labels(labels, x.shape[0], source="labels")
         tr, va, graphs = _split(x, y, p, seed, "train fc-eser")
-        check_param("pool_k", p["pool_k"], int, 1)
         check_param("min_class_pairs", p["min_class_pairs"], int, 0)
         pools, added = [], []
         for g, idx in zip(graphs, (tr, va), strict=True):
             g = g.truncate(min(p["k"], g.k))
             src, dst, _ = recall_candidates(g.ids, nep(g, float(p["sigma"])), float(p["theta"]),
                                             float(p["delta"]))
-            src, dst, extra = _supplement((src, dst), _top_pairs(g.ids, p["pool_k"]), y[idx],
-                                          p["min_class_pairs"])
+            src, dst, extra = _supplement((src, dst), g.ids, y[idx], p["min_class_pairs"], seed)
             pools.append((src, dst))
             added.append(extra)
         model, meta = train_pcenet(x[tr], y[tr], graphs[0].ids, pools[0],
@@ -364,14 +424,25 @@ class FCESER(FCES):
                 "n_val": int(len(va)), "pcenet_recall": meta,
                 "seconds": round(time.perf_counter() - t0, 2)}
 
-    def _recall(self, x, order, graph, scores, src, dst, w, single):
-        """Add recalled links: candidates after each stop point with probability >= eta."""
-        from ..nn.pcenet import load_pcenet, predict_pairs
+    def _graph_k(self, x: np.ndarray | None, knn: KnnGraph | None) -> int:
+        """Load the pair model; ``k`` or, when None, the model's candidate k (capped at N - 1)."""
+        from ..nn.pcenet import load_pcenet
 
         directory = _model_dir(self.model, self.method_name)
         with self._stage("load"):
-            pce, _ = load_pcenet(directory, RECALL_CKPT)
-        x = _check_x(x, pce.in_dim, directory, self.method_name)
+            self._pce, meta = load_pcenet(directory, RECALL_CKPT)
+        _check_x(x, self._pce.in_dim, directory, self.method_name)
+        if self.k is not None:
+            return self.k
+        k = int(meta.get("candidates", {}).get("k", 80))
+        n = knn.n if knn is not None else x.shape[0]  # type: ignore[union-attr]
+        return max(2, min(k, n - 1))
+
+    def _recall(self, x, order, graph, scores, src, dst, w, single):
+        """Add recalled links: candidates after each stop point with probability >= eta."""
+        from ..nn.pcenet import predict_pairs
+
+        pce = self._pce
         with self._stage("recall"):
             c_src, c_dst, _ = recall_candidates(graph.ids, scores, float(self.theta),
                                                 float(self.delta), self.max_links)
@@ -381,6 +452,8 @@ class FCESER(FCES):
             r_src, r_dst, r_w = verify_edges(c_src, c_dst, prob, float(self.eta), strict=False)
         self.n_candidates_ = int(len(c_src))
         self.n_recalled_ = int(len(r_src))
+        self.k_used_ = graph.k
+        del self._pce
         single = single.copy()
         single[r_src] = False
         return (np.concatenate([src, r_src]), np.concatenate([dst, r_dst]),
