@@ -32,12 +32,13 @@ from ..knn import KnnGraph, build_knn
 from ..stages.confidence import split_by_identity
 from ..stages.density import density_edges, lce_density, symmetric_connectivity, tau_s_top3
 from ..stages.verify import recall_candidates, verify_edges
-from ._base import BaseClusterer, check_param, register
+from ._base import BaseClusterer, Constraint, OneOf, Param, check_param, register
 from ._fces import FCES
 
 __all__ = ["FCESER", "FCESER_TRAIN_DEFAULTS", "LCE_PCE_TRAIN_DEFAULTS", "LcePce"]
 
 LCE_CKPT, PCE_CKPT, RECALL_CKPT = "lcenet", "pcenet", "pcenet_recall"
+_PRECISIONS = ("fp32", "bf16", "int8")  # as faceclust.nn.lcenet.PRECISIONS (no torch import here)
 
 #: Shared pair-model (PCENet) training defaults: a small model that trains in minutes
 #: on 2 CPU cores. Upstream size: pce_width=None (D + 2k), pce_depth=3, pce_heads=8,
@@ -214,6 +215,13 @@ class LcePce(BaseClusterer):
     """
 
     needs_model: ClassVar[bool] = True
+    _parameter_constraints: ClassVar[dict[str, Constraint]] = {
+        "threshold": Param((int, float), 0.0, 1.0),
+        "tau_s": Param((int, float), optional=True),
+        "verify": Param(bool),
+        "batch_size": Param(int, 1),
+        "precision": (Param(str), OneOf(_PRECISIONS)),
+    }
 
     def __init__(self, model: str | None = None, threshold: float = 0.5,
                  tau_s: float | None = None, verify: bool = True, batch_size: int = 512,
@@ -226,13 +234,8 @@ class LcePce(BaseClusterer):
         self.precision = precision
 
     def _validate_params(self) -> None:
-        check_param("threshold", self.threshold, (int, float), 0.0, 1.0)
-        if self.tau_s is not None:
-            check_param("tau_s", self.tau_s, (int, float))
-        check_param("verify", self.verify, bool)
-        check_param("batch_size", self.batch_size, int, 1)
-        if self.precision not in ("fp32", "bf16", "int8"):
-            raise ParameterError(f"precision must be fp32, bf16 or int8, got {self.precision!r}")
+        super()._validate_params()
+        _model_dir(self.model, self.method_name)
 
     @classmethod
     def train(cls, X: np.ndarray, labels: np.ndarray, out_dir: str | os.PathLike, *,
@@ -347,6 +350,14 @@ class FCESER(FCES):
     """
 
     needs_model: ClassVar[bool] = True
+    _parameter_constraints: ClassVar[dict[str, Constraint]] = {
+        **FCES._parameter_constraints,
+        "k": Param(int, 2, optional=True),
+        "delta": Param((int, float), 0.0, 1.0),
+        "eta": Param((int, float), 0.0, 1.0),
+        "batch_size": Param(int, 1),
+        "precision": (Param(str), OneOf(_PRECISIONS)),
+    }
 
     def __init__(self, model: str | None = None, k: int | None = None, sigma: float = 0.5,
                  theta: float = 0.22, delta: float = 0.12, eta: float = 0.60,
@@ -362,17 +373,7 @@ class FCESER(FCES):
         self.precision = precision
 
     def _validate_params(self) -> None:
-        k = self.k
-        try:  # fc-es's checks, with k = None allowed
-            self.k = 80 if k is None else k
-            super()._validate_params()
-        finally:
-            self.k = k
-        check_param("delta", self.delta, (int, float), 0.0, 1.0)
-        check_param("eta", self.eta, (int, float), 0.0, 1.0)
-        check_param("batch_size", self.batch_size, int, 1)
-        if self.precision not in ("fp32", "bf16", "int8"):
-            raise ParameterError(f"precision must be fp32, bf16 or int8, got {self.precision!r}")
+        super()._validate_params()
         _model_dir(self.model, self.method_name)
 
     @classmethod
