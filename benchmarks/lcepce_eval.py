@@ -26,8 +26,9 @@ from pathlib import Path
 
 import numpy as np
 
-DATA = next((p / "shared" / "data" for p in Path(__file__).resolve().parents
-             if (p / "shared" / "data").is_dir()), Path("../shared/data"))
+DATA = Path(os.environ.get("FACECLUST_DATA", "")) if os.environ.get("FACECLUST_DATA") else next(
+    (p / "shared" / "data" for p in Path(__file__).resolve().parents
+     if (p / "shared" / "data").is_dir()), Path("/work/shared/data"))
 WORK = Path(os.environ.get("LCEPCE_WORK", "/tmp/lcepce_eval"))
 
 

@@ -14,6 +14,7 @@ from faceclust.methods import get_method  # noqa: E402
 from faceclust.metrics import evaluate  # noqa: E402
 from faceclust.nn.lcenet import (  # noqa: E402
     LCENet,
+    centred,
     load_lcenet,
     neighbour_tokens,
     predict_connectivity,
@@ -73,12 +74,14 @@ def test_checkpoint_round_trip(tmp_path):
     torch.manual_seed(0)
     lce = LCENet(d, k, **TINY).eval()
     pce = PCENet(d, k, width=16, depth=1, heads=2, ff_dim=32, mlp_dim=32).eval()
+    lce.center.copy_(torch.linspace(-0.1, 0.1, d))  # a stored training mean travels along
     save_lcenet(lce, tmp_path, {"note": 1})
     save_pcenet(pce, tmp_path, "pcenet", {"note": 2})
     lce2, meta = load_lcenet(tmp_path)
     pce2, meta2 = load_pcenet(tmp_path, "pcenet")
     assert meta == {"note": 1} and meta2 == {"note": 2}
     assert lce2.config() == lce.config() and pce2.config() == pce.config()
+    torch.testing.assert_close(lce2.center, lce.center)
     np.testing.assert_array_equal(predict_connectivity(lce, x, ids), predict_connectivity(lce2, x, ids))
     src, dst = np.arange(n), ids[:, 1]
     np.testing.assert_array_equal(predict_pairs(pce, x, ids, src, dst),
@@ -104,6 +107,14 @@ def test_inference_batches_and_precisions_agree():
     assert narrow.shape == (n, k) and np.all(narrow[:, 3:] == 0)
     with pytest.raises(InputError, match="8-d"):
         predict_connectivity(lce, x[:, :4], ids)
+
+
+def test_centred_inputs():
+    x = np.array([[0.9, 0.1], [0.8, 0.3]], dtype=np.float32)
+    np.testing.assert_array_equal(centred(x, torch.zeros(2)), x)  # zeros: off
+    c = centred(x, torch.tensor([0.85, 0.2]))
+    a, b = 1 / np.sqrt(5), 2 / np.sqrt(5)  # (0.05, -0.1) and (-0.05, 0.1), normalised
+    np.testing.assert_allclose(c, [[a, -b], [-a, b]], rtol=1e-6)
 
 
 def test_balanced_sampler_draws_half_positive():
@@ -132,6 +143,9 @@ def test_lce_pce_train_then_cluster_unseen_people(lce_model):
     assert json.dumps(meta)  # JSON-able
     assert meta["lcenet"]["best_epoch"] in (1, 2, 3) and len(meta["lcenet"]["epochs"]) == 3
     assert meta["pcenet"]["pool"]["positive"] > 0 and meta["n_val"] > 0
+    from faceclust.nn.lcenet import load_lcenet as _load
+
+    assert float(_load(out)[0].center.abs().sum()) > 0  # centred on the training mean
     x, y = _data(2)  # other synthetic people
     m = get_method("lce-pce")(model=str(out)).fit(x)
     assert m.n_edges_["E_d_verified"] <= m.n_edges_["E_d"]

@@ -46,7 +46,7 @@ _PRECISIONS = ("fp32", "bf16", "int8")  # as faceclust.nn.lcenet.PRECISIONS (no 
 _PCE_DEFAULTS: dict[str, Any] = {
     "pce_k": 10, "pce_width": 64, "pce_depth": 2, "pce_heads": 4, "pce_ff_dim": 128,
     "pce_dropout": 0.1, "pce_mlp_dim": 128, "pce_epochs": 6, "pce_pairs_per_epoch": 4096,
-    "pce_batch_size": 128, "pce_lr": 1e-3, "pce_weight_decay": 1e-4,
+    "pce_batch_size": 128, "pce_lr": 1e-3, "pce_weight_decay": 1e-4, "center": True,
 }
 
 #: ``lce-pce`` training defaults. Upstream LCENet size: width=None (D + k), depth=3,
@@ -109,6 +109,7 @@ def _pair_kwargs(p: dict[str, Any], seed: int) -> dict[str, Any]:
         "mlp_dim": p["pce_mlp_dim"], "epochs": p["pce_epochs"],
         "pairs_per_epoch": p["pce_pairs_per_epoch"], "batch_size": p["pce_batch_size"],
         "lr": float(p["pce_lr"]), "weight_decay": float(p["pce_weight_decay"]), "seed": seed,
+        "center": bool(p["center"]),
     }
 
 
@@ -247,7 +248,8 @@ class LcePce(BaseClusterer):
               pce_depth: int = 2, pce_heads: int = 4, pce_ff_dim: int = 128,
               pce_dropout: float = 0.1, pce_mlp_dim: int = 128, pce_epochs: int = 6,
               pce_pairs_per_epoch: int = 4096, pce_batch_size: int = 128,
-              pce_lr: float = 1e-3, pce_weight_decay: float = 1e-4) -> dict[str, Any]:
+              pce_lr: float = 1e-3, pce_weight_decay: float = 1e-4,
+              center: bool = True) -> dict[str, Any]:
         """Train LCENet then PCENet on ``X`` / ``labels``; write both to ``out_dir``.
 
         ``k``: the LCENet's neighbours (self included; fixed by the model, used at
@@ -256,7 +258,9 @@ class LcePce(BaseClusterer):
         D + 2k; upstream also depth 3, heads 8, ff_dim 1024, pce_mlp_dim 2048,
         k 80). PCENet trains on the pairs (i, j-th neighbour), j = 1..``pool_k``,
         where E_d edges come from. ``val_fraction`` of the identities are held out
-        as validation people for checkpoint selection. Recipe:
+        as validation people for checkpoint selection. ``center``: networks read
+        features centred on the training mean (stored in the model); needed for
+        dlib-like embeddings. Recipe:
         :mod:`faceclust.nn.pairtrain`. Returns the parameters used, losses per
         epoch and seconds.
         """
@@ -276,6 +280,7 @@ class LcePce(BaseClusterer):
             depth=p["depth"], heads=p["heads"], ff_dim=p["ff_dim"], dropout=float(p["dropout"]),
             head_dim=p["head_dim"], epochs=p["epochs"], batch_size=p["batch_size"],
             lr=float(p["lr"]), weight_decay=float(p["weight_decay"]), seed=seed,
+            center=bool(p["center"]),
         )
         pool, vpool = (_supplement(_top_pairs(g.ids, p["pool_k"]), g.ids, y[i], 1, seed)[:2]
                        for g, i in ((gt, tr), (gv, va)))
@@ -383,7 +388,8 @@ class FCESER(FCES):
               pce_depth: int = 2, pce_heads: int = 4, pce_ff_dim: int = 128,
               pce_dropout: float = 0.1, pce_mlp_dim: int = 128, pce_epochs: int = 6,
               pce_pairs_per_epoch: int = 4096, pce_batch_size: int = 128,
-              pce_lr: float = 1e-3, pce_weight_decay: float = 1e-4) -> dict[str, Any]:
+              pce_lr: float = 1e-3, pce_weight_decay: float = 1e-4,
+              center: bool = True) -> dict[str, Any]:
         """Train the edge-recall pair model on FC-ESER's recall candidates of ``X``.
 
         Candidates come from the training people's own NEP graph (``k``,

@@ -3,7 +3,9 @@
 Recipe (both networks; sized for a 2-core CPU, measured in docs/supervised.md):
 
 * **Data.** Inputs are built exactly as at inference, on a kNN graph of the
-  training people only. Model selection uses a kNN graph of *validation people*
+  training people only, from features centred on the training mean (stored
+  in the model; ``center=False`` keeps them raw): dlib-like features, all in a
+  narrow cone, barely trained without it. Model selection uses a kNN graph of *validation people*
   carved from the training data by identity (never test people).
 * **LCENet loss.** 2-class cross-entropy on every present, non-self kNN slot
   (label: neighbour has the node's identity), averaged over slots. Deliberately
@@ -39,7 +41,7 @@ from torch import nn
 
 from .._progress import progress
 from ..errors import InputError, ParameterError
-from .lcenet import LCENet, _ids_for, neighbour_tokens
+from .lcenet import LCENet, _ids_for, centred, neighbour_tokens
 from .pcenet import PCENet, pair_inputs
 from .train import seeded
 
@@ -127,22 +129,28 @@ def train_lcenet(
     val: tuple[np.ndarray, np.ndarray, np.ndarray], *,
     k: int, width: int | None, depth: int, heads: int, ff_dim: int, dropout: float,
     head_dim: int | None, epochs: int, batch_size: int, lr: float, weight_decay: float,
-    seed: int,
+    seed: int, center: bool = True,
 ) -> tuple[LCENet, dict[str, Any]]:
-    """Train LCENet on ``(x, y)`` with kNN ``ids``; select on ``val = (x, y, ids)``."""
+    """Train LCENet on ``(x, y)`` with kNN ``ids``; select on ``val = (x, y, ids)``.
+
+    ``center``: store the training features' mean in the model and feed it
+    centred features (:func:`~faceclust.nn.lcenet.centred`).
+    """
     nbr = _ids_for(ids, k)
     tgt = torch.from_numpy(_slot_targets(y, nbr))
-    xt = torch.from_numpy(np.ascontiguousarray(x, np.float32))
     vx, vy, vids = val
     vnbr = _ids_for(vids, k)
     vtgt = torch.from_numpy(_slot_targets(vy, vnbr))
-    vxt = torch.from_numpy(np.ascontiguousarray(vx, np.float32))
     rng = np.random.default_rng(seed)
     n = len(nbr)
     ce = nn.CrossEntropyLoss(ignore_index=-100)
 
     with seeded(seed):
         model = LCENet(x.shape[1], k, width, depth, heads, ff_dim, dropout, head_dim)
+        if center:
+            model.center.copy_(torch.from_numpy(np.asarray(x, np.float32).mean(axis=0)))
+        xt = torch.from_numpy(centred(x, model.center))
+        vxt = torch.from_numpy(centred(vx, model.center))
 
         def batches(epoch: int) -> list[np.ndarray]:
             order = rng.permutation(n)
@@ -177,7 +185,8 @@ def train_lcenet(
     meta = {
         "n_train": int(n), "n_val": int(len(vnbr)), "k": k,
         "positive_fraction": round(float((tgt[valid] == 1).float().mean()), 4) if valid.any() else 0.0,
-        "recipe": {"loss": "slot cross-entropy (unweighted)", "optimizer": "adamw", "lr": lr,
+        "recipe": {"loss": "slot cross-entropy (unweighted)", "center": center,
+                   "optimizer": "adamw", "lr": lr,
                    "weight_decay": weight_decay, "schedule": "warmup 5% + cosine",
                    "epochs": epochs, "batch_size": batch_size, "seed": seed},
         **log,
@@ -209,13 +218,15 @@ def train_pcenet(
     val: tuple[np.ndarray, np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray]], *,
     k: int, width: int | None, depth: int, heads: int, ff_dim: int, dropout: float,
     mlp_dim: int, epochs: int, pairs_per_epoch: int, batch_size: int, lr: float,
-    weight_decay: float, seed: int, desc: str = "PCENet train",
+    weight_decay: float, seed: int, desc: str = "PCENet train", center: bool = True,
 ) -> tuple[PCENet, dict[str, Any]]:
-    """Train PCENet on candidate ``pairs = (src, dst)`` of ``(x, y, ids)``; select on ``val``."""
+    """Train PCENet on candidate ``pairs = (src, dst)`` of ``(x, y, ids)``; select on ``val``.
+
+    ``center`` as :func:`train_lcenet`.
+    """
     nbr = _ids_for(ids, k)
     src, dst = (np.asarray(a, np.int64) for a in pairs)
     same = y[src] == y[dst]
-    xt = torch.from_numpy(np.ascontiguousarray(x, np.float32))
     vx, vy, vids, (vsrc, vdst) = val
     vnbr = _ids_for(vids, k)
     vsrc, vdst = np.asarray(vsrc, np.int64), np.asarray(vdst, np.int64)
@@ -225,13 +236,16 @@ def train_pcenet(
             f"{desc}: the validation people give {int(vsame.sum())} positive and "
             f"{int((~vsame).sum())} negative candidate pairs; need both"
         )
-    vxt = torch.from_numpy(np.ascontiguousarray(vx, np.float32))
     vt = torch.from_numpy(vsame.astype(np.int64))
     rng = np.random.default_rng(seed)
     ce = nn.CrossEntropyLoss()
 
     with seeded(seed):
         model = PCENet(x.shape[1], k, width, depth, heads, ff_dim, dropout, mlp_dim)
+        if center:
+            model.center.copy_(torch.from_numpy(np.asarray(x, np.float32).mean(axis=0)))
+        xt = torch.from_numpy(centred(x, model.center))
+        vxt = torch.from_numpy(centred(vx, model.center))
 
         def batches(epoch: int) -> list[np.ndarray]:
             idx = balanced_pairs(same, pairs_per_epoch, rng)
@@ -262,6 +276,7 @@ def train_pcenet(
         "pool": {"pairs": int(len(src)), "positive": int(same.sum())},
         "val_pool": {"pairs": int(len(vsrc)), "positive": int(vsame.sum())},
         "recipe": {"loss": "pair cross-entropy", "sampler": "balanced (half positive pairs)",
+                   "center": center,
                    "optimizer": "adamw", "lr": lr, "weight_decay": weight_decay,
                    "schedule": "warmup 5% + cosine", "epochs": epochs,
                    "pairs_per_epoch": pairs_per_epoch, "batch_size": batch_size, "seed": seed},

@@ -22,7 +22,7 @@ from torch import nn
 from .._progress import progress
 from ..errors import InputError
 from .checkpoint import check_config, load_checkpoint, load_state, save_checkpoint
-from .lcenet import TokenEncoder, _ids_for, _pos_int, neighbour_tokens, run_precision
+from .lcenet import TokenEncoder, _ids_for, _pos_int, centred, neighbour_tokens, run_precision
 
 __all__ = ["PCENet", "load_pcenet", "pair_inputs", "predict_pairs", "save_pcenet"]
 
@@ -55,6 +55,7 @@ class PCENet(nn.Module):
             nn.Linear(4 * in_dim, mlp_dim), nn.PReLU(), nn.Linear(mlp_dim, mlp_dim), nn.PReLU(),
             nn.Linear(mlp_dim, 2),
         )
+        self.register_buffer("center", torch.zeros(in_dim))  # see faceclust.nn.lcenet.centred
 
     def config(self) -> dict[str, Any]:
         """Constructor arguments (stored in the checkpoint JSON)."""
@@ -94,6 +95,7 @@ def predict_pairs(
     x = np.ascontiguousarray(x, dtype=np.float32)
     if x.shape[1] != model.in_dim:
         raise InputError(f"PCENet expects {model.in_dim}-d features, got {x.shape[1]}-d")
+    x = centred(x, model.center)
     src = np.asarray(src, dtype=np.int64)
     dst = np.asarray(dst, dtype=np.int64)
     nbr = _ids_for(np.asarray(ids), model.k)
