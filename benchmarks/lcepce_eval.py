@@ -2,6 +2,7 @@
 
     python benchmarks/lcepce_eval.py train METHOD FEAT [key=value ...]   # on the LFW train people
     python benchmarks/lcepce_eval.py eval METHOD FEAT TESTSET [key=value ...]
+    python benchmarks/lcepce_eval.py table RESULTS.jsonl ...   # markdown table of eval rows
 
 FEAT: arcface512 | dlib128. TESTSET: lfw-test (the other LFW people) | celeba_wild
 (every photo of that source: trained on LFW, tested across sources). LFW is split
@@ -60,7 +61,31 @@ def _testset(name: str, feat: str) -> tuple[np.ndarray, np.ndarray]:
     return x, np.loadtxt(DATA / name / "labels.meta", dtype=np.int64)
 
 
+def table(paths: list[str]) -> str:
+    """Markdown table of the ``eval`` rows (later rows replace earlier ones of one key)."""
+    rows: dict[tuple, dict] = {}
+    for path in paths:
+        for line in Path(path).read_text().splitlines():
+            if line.startswith("{"):
+                r = json.loads(line)
+                if r.get("cmd") == "eval":
+                    rows[(r["feat"], r["test"], r["method"], json.dumps(r["params"]))] = r
+    out = ["| features | test people | method | pairwise P / R / F | BCubed F | clusters | "
+           "seconds | network nodes/s | peak RSS MiB |", "|---|---|---|---|---|---|---|---|---|"]
+    for (feat, test, method, params), r in sorted(rows.items()):
+        name = method + (f" {', '.join(f'{k}={v}' for k, v in json.loads(params).items())}"
+                         if params != "{}" else "")
+        out.append(f"| {feat} | {test} ({r['n']}) | {name} | {r['pairwise_p']:.4f} / "
+                   f"{r['pairwise_r']:.4f} / **{r['pairwise_f']:.4f}** | **{r['bcubed_f']:.4f}** | "
+                   f"{r['n_clusters']} | {r['seconds']:.1f} | {r.get('network_nodes_per_s', '')} | "
+                   f"{r['peak_rss_mib']} |")
+    return "\n".join(out)
+
+
 def main() -> None:
+    if sys.argv[1] == "table":
+        print(table(sys.argv[2:]))
+        return
     import torch
 
     torch.set_num_threads(int(os.environ.get("LCEPCE_THREADS", "1")))
