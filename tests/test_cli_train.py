@@ -34,6 +34,14 @@ SMALL: dict[str, dict[str, object]] = {
     "gcn-ve": {"k": 10, "steps": 100, "hidden_dim": 32, "mlp_dim": 32, "lr": 0.05,
                "batch_size": None, "k_feat": 10, "e_k": 15, "e_epochs": 2, "e_batch_size": 8,
                "e_dims": [16, 16], "e_mlp_dim": 8, "e_lr": 0.01, "e_cross_fit": 0},
+    "lce-pce": {"k": 8, "width": 16, "depth": 1, "heads": 2, "ff_dim": 32, "head_dim": 16,
+                "epochs": 15, "batch_size": 16, "lr": 3e-3, "pce_k": 5, "pce_width": 16,
+                "pce_depth": 1, "pce_heads": 2, "pce_ff_dim": 32, "pce_mlp_dim": 32,
+                "pce_epochs": 4, "pce_pairs_per_epoch": 512, "pce_batch_size": 32,
+                "pce_lr": 3e-3},
+    "fc-eser": {"k": 20, "pce_k": 5, "pce_width": 16, "pce_depth": 1, "pce_heads": 2,
+                "pce_ff_dim": 32, "pce_mlp_dim": 32, "pce_epochs": 2,
+                "pce_pairs_per_epoch": 256, "pce_batch_size": 64},
 }
 
 

@@ -83,7 +83,7 @@ class FCES(BaseClusterer):
         self.max_links = max_links
 
     def _fit(self, x: np.ndarray | None, knn: KnnGraph | None) -> np.ndarray:
-        graph, order = self._local(self._knn(x, knn, self.k))
+        graph, order = self._local(self._knn(x, knn, self._graph_k(x, knn)))
         with self._stage("refine"):
             # the Ray backend (faceclust.distributed) scores blocks of rows on workers
             refine = getattr(self, "_nep_backend", None) or nep
@@ -92,6 +92,8 @@ class FCES(BaseClusterer):
             src, dst, w, single = early_stop_edges(
                 graph.ids, scores, float(self.theta), self.max_links
             )
+        src, dst, w, single = self._recall(x, order, graph, scores, src, dst, w, single)
+        with self._stage("select"):
             n = graph.n
             del scores, graph  # the renumbered copy: Infomap needs the memory
         with self._stage("partition"):
@@ -105,3 +107,11 @@ class FCES(BaseClusterer):
         self.n_links_ = len(src)
         self.n_single_ = int(single.sum())
         return labels
+
+    def _graph_k(self, x: np.ndarray | None, knn: KnnGraph | None) -> int:
+        """The kNN size to use (``k``; FC-ESER may take it from its model)."""
+        return self.k
+
+    def _recall(self, x, order, graph, scores, src, dst, w, single):
+        """Hook between select and partition: extra links (FC-ESER's edge recall); none here."""
+        return src, dst, w, single

@@ -1,0 +1,285 @@
+"""Training of LCENet and PCENet (upstream LCE-PCENet never released its training code).
+
+Recipe (both networks; sized for a 2-core CPU, measured in docs/supervised.md):
+
+* **Data.** Inputs are built exactly as at inference, on a kNN graph of the
+  training people only, from features centred on the training mean (stored
+  in the model; ``center=False`` keeps them raw): dlib-like features, all in a
+  narrow cone, barely trained without it. Model selection uses a kNN graph of *validation people*
+  carved from the training data by identity (never test people).
+* **LCENet loss.** 2-class cross-entropy on every present, non-self kNN slot
+  (label: neighbour has the node's identity), averaged over slots. Deliberately
+  unweighted: the density and the ``E_s`` rule read ``c * s`` as a calibrated
+  probability, which class re-weighting would inflate. Nodes are shuffled each
+  epoch; one epoch visits every training node once.
+* **PCENet loss + sampler.** 2-class cross-entropy on pairs drawn by a balanced
+  sampler: every epoch draws ``pairs_per_epoch / 2`` positive and as many
+  negative pairs from the candidate pool (without replacement when the pool
+  side is large enough, else with), shuffled together; the 0.5 threshold is
+  then the equal-prior decision.
+* **Optimiser and schedule.** AdamW (lr 1e-3, weight decay 1e-4), linear
+  warm-up over the first 5 % of steps, cosine decay to 0 at the last step,
+  gradient-norm clip 1.0. (Plain SGD at lr 0.01, FC-ESER's recipe for 8 GPU
+  epochs on 576K faces, barely moves a Transformer in the few hundred steps a
+  CPU run affords.)
+* **Checkpoint.** After every epoch the model is scored on the validation
+  people (LCENet: slot cross-entropy; PCENet: class-balanced cross-entropy on
+  all validation candidate pairs); the best epoch's weights are kept.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from .._progress import progress
+from ..errors import InputError, ParameterError
+from .lcenet import LCENet, _ids_for, centred, neighbour_tokens
+from .pcenet import PCENet, pair_inputs
+from .train import seeded
+
+__all__ = ["balanced_pairs", "train_epochs", "train_lcenet", "train_pcenet"]
+
+
+def train_epochs(
+    model: nn.Module,
+    batches: Callable[[int], list[Any]],
+    loss_of: Callable[[Any], torch.Tensor],
+    validate: Callable[[], dict[str, float]],
+    *,
+    epochs: int,
+    steps_per_epoch: int,
+    lr: float,
+    weight_decay: float,
+    select: str,
+    warmup: float = 0.05,
+    desc: str = "train",
+) -> dict[str, Any]:
+    """AdamW + warm-up/cosine over ``epochs``; keep the epoch with the lowest ``validate()[select]``.
+
+    ``batches(epoch)`` lists the epoch's batches (``steps_per_epoch`` of them, for
+    the schedule); ``loss_of(batch)`` returns the loss. Loads the best weights
+    into ``model`` and returns the training log.
+    """
+    if epochs < 1:
+        raise ParameterError(f"epochs must be >= 1, got {epochs}")
+    total = max(1, steps_per_epoch * epochs)
+    n_warm = max(1, int(warmup * total))
+
+    def factor(step: int) -> float:
+        if step < n_warm:
+            return (step + 1) / n_warm
+        return 0.5 * (1.0 + math.cos(math.pi * (step - n_warm) / max(1, total - n_warm)))
+
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
+    log: dict[str, Any] = {"epochs": [], "select": select}
+    best, best_state = math.inf, None
+    t0 = time.perf_counter()
+    with progress(total=total, desc=desc, unit="step") as bar:
+        for e in range(epochs):
+            model.train()
+            losses = []
+            for b in batches(e):
+                opt.zero_grad(set_to_none=True)
+                loss = loss_of(b)
+                if not torch.isfinite(loss):
+                    raise FloatingPointError(f"{desc}: loss became {loss.item()} in epoch {e}")
+                loss.backward()
+                nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+                opt.step()
+                sched.step()
+                losses.append(float(loss.detach()))
+                bar.update(1)
+            model.eval()
+            with torch.inference_mode():
+                val = validate()
+            row = {"epoch": e + 1, "train_loss": round(float(np.mean(losses)), 5),
+                   **{k: round(v, 5) for k, v in val.items()}}
+            log["epochs"].append(row)
+            bar.set_postfix(loss=row["train_loss"], **{select: row[select]})
+            if val[select] < best:
+                best, best_state = val[select], copy.deepcopy(model.state_dict())
+                log["best_epoch"] = e + 1
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    model.eval()
+    log["train_seconds"] = round(time.perf_counter() - t0, 2)
+    return log
+
+
+# ------------------------------------------------------------------ LCENet
+def _slot_targets(y: np.ndarray, nbr: np.ndarray) -> np.ndarray:
+    """``[N, k]`` int64 targets: 1 same identity, 0 different, -100 self / missing (ignored)."""
+    t = (y[np.clip(nbr, 0, None)] == y[:, None]).astype(np.int64)
+    t[nbr < 0] = -100
+    t[:, 0] = -100
+    return t
+
+
+def train_lcenet(
+    x: np.ndarray, y: np.ndarray, ids: np.ndarray,
+    val: tuple[np.ndarray, np.ndarray, np.ndarray], *,
+    k: int, width: int | None, depth: int, heads: int, ff_dim: int, dropout: float,
+    head_dim: int | None, epochs: int, batch_size: int, lr: float, weight_decay: float,
+    seed: int, center: bool = True,
+) -> tuple[LCENet, dict[str, Any]]:
+    """Train LCENet on ``(x, y)`` with kNN ``ids``; select on ``val = (x, y, ids)``.
+
+    ``center``: store the training features' mean in the model and feed it
+    centred features (:func:`~faceclust.nn.lcenet.centred`).
+    """
+    nbr = _ids_for(ids, k)
+    tgt = torch.from_numpy(_slot_targets(y, nbr))
+    vx, vy, vids = val
+    vnbr = _ids_for(vids, k)
+    vtgt = torch.from_numpy(_slot_targets(vy, vnbr))
+    rng = np.random.default_rng(seed)
+    n = len(nbr)
+    ce = nn.CrossEntropyLoss(ignore_index=-100)
+
+    with seeded(seed):
+        model = LCENet(x.shape[1], k, width, depth, heads, ff_dim, dropout, head_dim)
+        if center:
+            model.center.copy_(torch.from_numpy(np.asarray(x, np.float32).mean(axis=0)))
+        xt = torch.from_numpy(centred(x, model.center))
+        vxt = torch.from_numpy(centred(vx, model.center))
+
+        def batches(epoch: int) -> list[np.ndarray]:
+            order = rng.permutation(n)
+            return [order[s : s + batch_size] for s in range(0, n, batch_size)]
+
+        def loss_of(b: np.ndarray) -> torch.Tensor:
+            tok, pad = neighbour_tokens(xt, torch.from_numpy(nbr[b]))
+            return ce(model(tok, pad).reshape(-1, 2), tgt[b].reshape(-1))
+
+        def validate() -> dict[str, float]:
+            tot, cnt, hit = 0.0, 0, np.zeros(2)
+            seen = np.zeros(2)
+            for s in range(0, len(vnbr), 1024):
+                tok, pad = neighbour_tokens(vxt, torch.from_numpy(vnbr[s : s + 1024]))
+                lg = model(tok, pad).reshape(-1, 2)
+                t = vtgt[s : s + 1024].reshape(-1)
+                m = t >= 0
+                tot += float(nn.functional.cross_entropy(lg[m], t[m], reduction="sum"))
+                cnt += int(m.sum())
+                pred = lg[m].argmax(-1)
+                for c in (0, 1):
+                    sel = t[m] == c
+                    seen[c] += int(sel.sum())
+                    hit[c] += int((pred[sel] == c).sum())
+            bacc = float(np.mean(hit[seen > 0] / seen[seen > 0])) if seen.any() else 0.0
+            return {"val_loss": tot / max(cnt, 1), "val_balanced_acc": bacc}
+
+        log = train_epochs(model, batches, loss_of, validate, epochs=epochs,
+                           steps_per_epoch=-(-n // batch_size), lr=lr,
+                           weight_decay=weight_decay, select="val_loss", desc="LCENet train")
+    valid = tgt >= 0
+    meta = {
+        "n_train": int(n), "n_val": int(len(vnbr)), "k": k,
+        "positive_fraction": round(float((tgt[valid] == 1).float().mean()), 4) if valid.any() else 0.0,
+        "recipe": {"loss": "slot cross-entropy (unweighted)", "center": center,
+                   "optimizer": "adamw", "lr": lr,
+                   "weight_decay": weight_decay, "schedule": "warmup 5% + cosine",
+                   "epochs": epochs, "batch_size": batch_size, "seed": seed},
+        **log,
+    }
+    return model, meta
+
+
+# ------------------------------------------------------------------ PCENet
+def balanced_pairs(
+    same: np.ndarray, n_pairs: int, rng: np.random.Generator
+) -> np.ndarray:
+    """Indices into a pair pool: ``n_pairs // 2`` positives and as many negatives, shuffled.
+
+    ``same [M]`` bool marks positive pool entries. Each side is drawn without
+    replacement when it holds enough pairs, else with replacement.
+    """
+    pos, neg = np.flatnonzero(same), np.flatnonzero(~same)
+    if len(pos) == 0 or len(neg) == 0:
+        raise InputError(
+            f"pair training needs positive and negative pairs, got {len(pos)} and {len(neg)}"
+        )
+    half = max(1, n_pairs // 2)
+    pick = [rng.choice(side, half, replace=len(side) < half) for side in (pos, neg)]
+    return rng.permutation(np.concatenate(pick))
+
+
+def train_pcenet(
+    x: np.ndarray, y: np.ndarray, ids: np.ndarray, pairs: tuple[np.ndarray, np.ndarray],
+    val: tuple[np.ndarray, np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray]], *,
+    k: int, width: int | None, depth: int, heads: int, ff_dim: int, dropout: float,
+    mlp_dim: int, epochs: int, pairs_per_epoch: int, batch_size: int, lr: float,
+    weight_decay: float, seed: int, desc: str = "PCENet train", center: bool = True,
+) -> tuple[PCENet, dict[str, Any]]:
+    """Train PCENet on candidate ``pairs = (src, dst)`` of ``(x, y, ids)``; select on ``val``.
+
+    ``center`` as :func:`train_lcenet`.
+    """
+    nbr = _ids_for(ids, k)
+    src, dst = (np.asarray(a, np.int64) for a in pairs)
+    same = y[src] == y[dst]
+    vx, vy, vids, (vsrc, vdst) = val
+    vnbr = _ids_for(vids, k)
+    vsrc, vdst = np.asarray(vsrc, np.int64), np.asarray(vdst, np.int64)
+    vsame = vy[vsrc] == vy[vdst]
+    if len(vsrc) == 0 or vsame.all() or not vsame.any():
+        raise InputError(
+            f"{desc}: the validation people give {int(vsame.sum())} positive and "
+            f"{int((~vsame).sum())} negative candidate pairs; need both"
+        )
+    vt = torch.from_numpy(vsame.astype(np.int64))
+    rng = np.random.default_rng(seed)
+    ce = nn.CrossEntropyLoss()
+
+    with seeded(seed):
+        model = PCENet(x.shape[1], k, width, depth, heads, ff_dim, dropout, mlp_dim)
+        if center:
+            model.center.copy_(torch.from_numpy(np.asarray(x, np.float32).mean(axis=0)))
+        xt = torch.from_numpy(centred(x, model.center))
+        vxt = torch.from_numpy(centred(vx, model.center))
+
+        def batches(epoch: int) -> list[np.ndarray]:
+            idx = balanced_pairs(same, pairs_per_epoch, rng)
+            return [idx[s : s + batch_size] for s in range(0, len(idx), batch_size)]
+
+        def loss_of(b: np.ndarray) -> torch.Tensor:
+            tok, pad, fi, fj = pair_inputs(xt, nbr, src[b], dst[b])
+            return ce(model(tok, pad, fi, fj), torch.from_numpy(same[b].astype(np.int64)))
+
+        def validate() -> dict[str, float]:
+            losses = []
+            for s in range(0, len(vsrc), 1024):
+                tok, pad, fi, fj = pair_inputs(vxt, vnbr, vsrc[s : s + 1024], vdst[s : s + 1024])
+                losses.append(nn.functional.cross_entropy(
+                    model(tok, pad, fi, fj), vt[s : s + 1024], reduction="none"))
+            per = torch.cat(losses)
+            pos_l, neg_l = float(per[vt == 1].mean()), float(per[vt == 0].mean())
+            p_ok = per < math.log(2.0)  # correct at threshold 0.5
+            bacc = 0.5 * (float(p_ok[vt == 1].float().mean()) + float(p_ok[vt == 0].float().mean()))
+            return {"val_balanced_loss": 0.5 * (pos_l + neg_l), "val_balanced_acc": bacc}
+
+        log = train_epochs(model, batches, loss_of, validate, epochs=epochs,
+                           steps_per_epoch=-(-(max(1, pairs_per_epoch // 2) * 2) // batch_size),
+                           lr=lr, weight_decay=weight_decay, select="val_balanced_loss",
+                           desc=desc)
+    meta = {
+        "n_train": int(len(x)), "n_val": int(len(vx)), "k": k,
+        "pool": {"pairs": int(len(src)), "positive": int(same.sum())},
+        "val_pool": {"pairs": int(len(vsrc)), "positive": int(vsame.sum())},
+        "recipe": {"loss": "pair cross-entropy", "sampler": "balanced (half positive pairs)",
+                   "center": center,
+                   "optimizer": "adamw", "lr": lr, "weight_decay": weight_decay,
+                   "schedule": "warmup 5% + cosine", "epochs": epochs,
+                   "pairs_per_epoch": pairs_per_epoch, "batch_size": batch_size, "seed": seed},
+        **log,
+    }
+    return model, meta
