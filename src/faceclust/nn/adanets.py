@@ -178,7 +178,7 @@ def train_filter(
 
 @torch.no_grad()
 def predict_filter(
-    model: AdaptiveFilter, features: np.ndarray, ss_ids: np.ndarray, *, chunk: int = 2048
+    model: AdaptiveFilter, features: np.ndarray, ss_ids: np.ndarray, *, chunk: int = 1024
 ) -> np.ndarray:
     """``k_hat [N]`` int64 in ``[1, k]``: ``round(pred * k)`` clipped, per node (row chunks)."""
     x = np.ascontiguousarray(features, dtype=np.float32)
