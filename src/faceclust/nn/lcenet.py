@@ -55,7 +55,7 @@ _CONFIG_SPEC = {
 }
 
 
-def _pos_int(name: str, v: object) -> int:
+def positive_int(name: str, v: object) -> int:
     if isinstance(v, bool) or not isinstance(v, int) or v < 1:
         raise ParameterError(f"{name} must be a positive integer, got {v!r}")
     return v
@@ -73,7 +73,7 @@ class TokenEncoder(nn.Module):
         super().__init__()
         for name, v in (("token_dim", token_dim), ("width", width), ("depth", depth),
                         ("heads", heads), ("ff_dim", ff_dim)):
-            _pos_int(name, v)
+            positive_int(name, v)
         if width % heads:
             raise ParameterError(f"width {width} must be divisible by heads {heads}")
         if not 0.0 <= dropout < 1.0:
@@ -134,12 +134,12 @@ class LCENet(nn.Module):
                  heads: int = 8, ff_dim: int = 1024, dropout: float = 0.1,
                  head_dim: int | None = None) -> None:
         super().__init__()
-        self.in_dim = _pos_int("in_dim", in_dim)
-        self.k = _pos_int("k", k)
-        self.width = in_dim + k if width is None else _pos_int("width", width)
+        self.in_dim = positive_int("in_dim", in_dim)
+        self.k = positive_int("k", k)
+        self.width = in_dim + k if width is None else positive_int("width", width)
         self.depth, self.heads, self.ff_dim = depth, heads, ff_dim
         self.dropout = float(dropout)
-        self.head_dim = in_dim if head_dim is None else _pos_int("head_dim", head_dim)
+        self.head_dim = in_dim if head_dim is None else positive_int("head_dim", head_dim)
         self.encoder = TokenEncoder(in_dim + k, self.width, depth, heads, ff_dim, self.dropout)
         self.head = nn.Sequential(
             nn.Linear(2 * self.width, self.head_dim), nn.PReLU(), nn.Linear(self.head_dim, 2)
@@ -194,7 +194,7 @@ def _no_fastpath() -> Iterator[None]:
         torch.backends.mha.set_fastpath_enabled(old)
 
 
-def _ids_for(ids: np.ndarray, k: int) -> np.ndarray:
+def neighbour_ids_for(ids: np.ndarray, k: int) -> np.ndarray:
     """``ids`` cut or padded (with -1) to exactly ``k`` columns."""
     n, kk = ids.shape
     if kk >= k:
@@ -217,7 +217,7 @@ def predict_connectivity(
     if x.shape[1] != model.in_dim:
         raise InputError(f"LCENet expects {model.in_dim}-d features, got {x.shape[1]}-d")
     x = centred(x, model.center)
-    nbr = _ids_for(np.asarray(ids), model.k)
+    nbr = neighbour_ids_for(np.asarray(ids), model.k)
     n = nbr.shape[0]
     out = np.zeros((n, model.k), dtype=np.float32)
     net, ctx = run_precision(model.eval(), precision)

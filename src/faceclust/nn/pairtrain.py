@@ -41,7 +41,7 @@ from torch import nn
 
 from .._progress import progress
 from ..errors import InputError, ParameterError
-from .lcenet import LCENet, _ids_for, centred, neighbour_tokens
+from .lcenet import LCENet, centred, neighbour_ids_for, neighbour_tokens
 from .pcenet import PCENet, pair_inputs
 from .train import seeded
 
@@ -136,10 +136,10 @@ def train_lcenet(
     ``center``: store the training features' mean in the model and feed it
     centred features (:func:`~faceclust.nn.lcenet.centred`).
     """
-    nbr = _ids_for(ids, k)
+    nbr = neighbour_ids_for(ids, k)
     tgt = torch.from_numpy(_slot_targets(y, nbr))
     vx, vy, vids = val
-    vnbr = _ids_for(vids, k)
+    vnbr = neighbour_ids_for(vids, k)
     vtgt = torch.from_numpy(_slot_targets(vy, vnbr))
     rng = np.random.default_rng(seed)
     n = len(nbr)
@@ -224,11 +224,11 @@ def train_pcenet(
 
     ``center`` as :func:`train_lcenet`.
     """
-    nbr = _ids_for(ids, k)
+    nbr = neighbour_ids_for(ids, k)
     src, dst = (np.asarray(a, np.int64) for a in pairs)
     same = y[src] == y[dst]
     vx, vy, vids, (vsrc, vdst) = val
-    vnbr = _ids_for(vids, k)
+    vnbr = neighbour_ids_for(vids, k)
     vsrc, vdst = np.asarray(vsrc, np.int64), np.asarray(vdst, np.int64)
     vsame = vy[vsrc] == vy[vdst]
     if len(vsrc) == 0 or vsame.all() or not vsame.any():

@@ -22,7 +22,14 @@ from torch import nn
 from .._progress import progress
 from ..errors import InputError
 from .checkpoint import check_config, load_checkpoint, load_state, save_checkpoint
-from .lcenet import TokenEncoder, _ids_for, _pos_int, centred, neighbour_tokens, run_precision
+from .lcenet import (
+    TokenEncoder,
+    centred,
+    neighbour_ids_for,
+    neighbour_tokens,
+    positive_int,
+    run_precision,
+)
 
 __all__ = ["PCENet", "load_pcenet", "pair_inputs", "predict_pairs", "save_pcenet"]
 
@@ -40,13 +47,13 @@ class PCENet(nn.Module):
                  heads: int = 8, ff_dim: int = 1024, dropout: float = 0.1,
                  mlp_dim: int = 2048) -> None:
         super().__init__()
-        self.in_dim = _pos_int("in_dim", in_dim)
-        self.k = _pos_int("k", k)
+        self.in_dim = positive_int("in_dim", in_dim)
+        self.k = positive_int("k", k)
         token_dim = in_dim + 2 * k
-        self.width = token_dim if width is None else _pos_int("width", width)
+        self.width = token_dim if width is None else positive_int("width", width)
         self.depth, self.heads, self.ff_dim = depth, heads, ff_dim
         self.dropout = float(dropout)
-        self.mlp_dim = _pos_int("mlp_dim", mlp_dim)
+        self.mlp_dim = positive_int("mlp_dim", mlp_dim)
         self.encoder = TokenEncoder(token_dim, self.width, depth, heads, ff_dim, self.dropout)
         self.adjust = nn.Sequential(
             nn.Linear(self.width, in_dim), nn.PReLU(), nn.Linear(in_dim, in_dim)
@@ -98,7 +105,7 @@ def predict_pairs(
     x = centred(x, model.center)
     src = np.asarray(src, dtype=np.int64)
     dst = np.asarray(dst, dtype=np.int64)
-    nbr = _ids_for(np.asarray(ids), model.k)
+    nbr = neighbour_ids_for(np.asarray(ids), model.k)
     out = np.zeros(len(src), dtype=np.float32)
     net, ctx = run_precision(model.eval(), precision)
     xt = torch.from_numpy(x)
