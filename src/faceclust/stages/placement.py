@@ -1,6 +1,10 @@
-"""Add new faces to an existing clustering without re-clustering everything.
+"""Placement stage: add new faces to an existing clustering without re-clustering everything.
 
-:func:`assign_new` keeps every old label unchanged and labels the new faces:
+Two placements, both keeping every old label unchanged: :func:`place_average` (method
+``incremental``'s default) lets new faces join the old clusters, held as fixed blocks, by
+exact average linkage (:func:`faceclust.stages.linkage.merge_clusters`);
+:func:`assign_new` (``placement="nearest"``, ``faceclust add``) labels the new faces
+by their nearest old face:
 
 1. a new face *matches* an old cluster when its nearest old face (label >= 0)
    has cosine similarity >= ``threshold``;
