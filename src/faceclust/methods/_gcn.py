@@ -100,6 +100,14 @@ def _peaks_both(model, x: np.ndarray, k: int, min_sim: float, k_feat: int):
     return find_peaks(graph.ids, graph.sims, conf), find_peaks(g2.ids, g2.sims, conf)
 
 
+def _resume(out: str | os.PathLike, name: str, params: dict[str, Any], seed: int,
+            x: np.ndarray, y: np.ndarray):
+    """Resumable-state spec of one network training inside model directory ``out``."""
+    from ..nn.train import Resume, fingerprint
+
+    return Resume(out, name, fingerprint(name, params, seed, arrays=[x, y]))
+
+
 def train_gcn_v_model(
     features: np.ndarray, labels: np.ndarray, out: str | os.PathLike, *, seed: int = 42,
     **params: Any,
@@ -126,11 +134,11 @@ def train_gcn_v_model(
     check_param("select_tau", select, bool)
     check_param("k_feat", k_feat, int, 2)
     check_param("tau_folds", folds, int, 0)
-    model, meta = train_gcn_v(features, labels, seed=seed, **p)
+    x = check_features(features, source="features")
+    y = check_labels(labels, x.shape[0], source="labels")
+    model, meta = train_gcn_v(x, y, seed=seed, resume=_resume(out, "gcn_v", p, seed, x, y), **p)
     if select:
         t0 = time.perf_counter()
-        x = check_features(features, source="features")
-        y = check_labels(labels, x.shape[0], source="labels")
         if folds >= 2:
             fold = identity_folds(y, folds, seed, "train gcn-v (tau_folds)")
             parts0, parts1, ys, offset = [], [], [], 0
@@ -139,7 +147,8 @@ def train_gcn_v_model(
                 if len(held) < 3 or len(rest) < 3:
                     raise InputError(f"train gcn-v: fold {f} is too small for tau_folds={folds}")
                 fp = {**p, "k": min(p["k"], len(rest) - 1)}
-                fm, _ = train_gcn_v(x[rest], y[rest], seed=seed + 1 + f, **fp)
+                fm, _ = train_gcn_v(x[rest], y[rest], seed=seed + 1 + f, **fp, resume=_resume(
+                    out, f"gcn_v.tau_fold{f}", fp, seed + 1 + f, x[rest], y[rest]))
                 (a0, s0), (a1, s1) = _peaks_both(fm, x[held], p["k"], p["min_sim"], k_feat)
                 parts0.append((np.where(a0 >= 0, a0 + offset, -1), s0))
                 parts1.append((np.where(a1 >= 0, a1 + offset, -1), s1))
@@ -250,7 +259,8 @@ def train_gcn_e_model(
             if len(held) < 3 or len(rest) < 3:
                 raise InputError(f"train gcn-e: fold {f} is too small for cross-fitting")
             vparams["k"] = min(int(vmeta.get("k", 80)), len(rest) - 1)
-            fm, _ = train_gcn_v(x[rest], y[rest], seed=seed + 1 + f, **vparams)
+            fm, _ = train_gcn_v(x[rest], y[rest], seed=seed + 1 + f, **vparams, resume=_resume(
+                out, f"gcn_e.cross_fit{f}.gcn_v", vparams, seed + 1 + f, x[rest], y[rest]))
             parts.append(_gcn_e_inputs(fm, {**vmeta, "k": min(vparams["k"], len(held) - 1)},
                                        x[held], k_e))
             order.append(held)
@@ -260,7 +270,8 @@ def train_gcn_e_model(
         conf, feat, ids, sims, adj = _gcn_e_inputs(vmodel, vmeta, x, k_e)
         y_used = y
     prep = time.perf_counter() - t0
-    model, meta = train_gcn_e(feat, y_used, ids, sims, adj, conf, seed=seed, **p)
+    model, meta = train_gcn_e(feat, y_used, ids, sims, adj, conf, seed=seed, **p, resume=_resume(
+        out, "gcn_e", {**p, "k": k_e, "cross_fit": folds}, seed, feat, y_used))
     meta["prep_seconds"] = round(prep, 2)
     meta["k"] = min(k_e, x.shape[0] - 1)
     meta["cross_fit"] = folds
@@ -361,11 +372,18 @@ class GcnV(_GcnBase):
               lr: float = 0.1, batch_size: int | None = 512, weight_decay: float = 1e-5,
               hidden_dim: int = 512, mlp_dim: int = 512, select_tau: bool = True,
               k_feat: int = 80, tau_folds: int = 2) -> dict[str, Any]:
-        """Train GCN-V (and choose ``tau_0``/``tau``) into ``out_dir``; see :func:`train_gcn_v_model`."""
-        return train_gcn_v_model(
+        """Train GCN-V (and choose ``tau_0``/``tau``) into ``out_dir``; see :func:`train_gcn_v_model`.
+
+        Interrupted (Ctrl-C), the same call resumes from the last saved state.
+        """
+        from ..nn.train import clear_resume
+
+        meta = train_gcn_v_model(
             X, labels, out_dir, seed=seed, k=k, min_sim=min_sim, steps=steps, lr=lr,
             batch_size=batch_size, weight_decay=weight_decay, hidden_dim=hidden_dim,
             mlp_dim=mlp_dim, select_tau=select_tau, k_feat=k_feat, tau_folds=tau_folds)
+        clear_resume(out_dir)
+        return meta
 
     def _fit(self, x: np.ndarray | None, knn: KnnGraph | None) -> np.ndarray:
         _, conf, feat, graph, _ = self._gcn_v(x, knn)
@@ -442,10 +460,13 @@ class GcnVE(_GcnBase):
         Unprefixed parameters are GCN-V's (as ``gcn-v``'s :meth:`GcnV.train`),
         ``e_*`` GCN-E's (:func:`train_gcn_e_model`). ``gcn_v=DIR`` reuses a
         trained GCN-V (copied into ``out_dir``) instead of training one.
+        Interrupted (Ctrl-C), the same call resumes from the last saved state.
         """
+        from ..nn.train import clear_resume
+
         vmeta = None
         if gcn_v is None:
-            vmeta = GcnV.train(
+            vmeta = train_gcn_v_model(
                 X, labels, out_dir, seed=seed, k=k, min_sim=min_sim, steps=steps, lr=lr,
                 batch_size=batch_size, weight_decay=weight_decay, hidden_dim=hidden_dim,
                 mlp_dim=mlp_dim, select_tau=select_tau, k_feat=k_feat, tau_folds=tau_folds)
@@ -453,6 +474,7 @@ class GcnVE(_GcnBase):
             X, labels, out_dir, seed=seed, gcn_v=gcn_v, k=e_k, ignore_ratio=e_ignore_ratio,
             epochs=e_epochs, batch_size=e_batch_size, optimizer=e_optimizer, lr=e_lr,
             weight_decay=e_weight_decay, dims=e_dims, mlp_dim=e_mlp_dim, cross_fit=e_cross_fit)
+        clear_resume(out_dir)
         return {"gcn_v": vmeta if vmeta is not None else {"from": os.fspath(gcn_v)},
                 "gcn_e": emeta}
 
