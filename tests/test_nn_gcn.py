@@ -277,12 +277,14 @@ def test_training_selects_thresholds(trained):
     assert vmeta["tau_selection"]["f_tau"] > 0.9
     assert "cross-fitted" in vmeta["tau_selection"]["on"]
     x, y = _clusters(n_per=25, n_clusters=2, seed=11)
-    est = get_method("gcn-v")(model=str(out))  # tau=None: the training-time choice
+    # tau=None: the training-time choice (GCN-feature space)
+    est = get_method("gcn-v")(model=str(out), use_gcn_feat=True)
     labels = est.fit_predict(x)
     assert est.tau_used_ == pytest.approx(vmeta["tau"])
     assert evaluate(y, labels)["pairwise_precision"] == 1.0
-    est0 = get_method("gcn-v")(model=str(out), use_gcn_feat=False).fit(x)
+    est0 = get_method("gcn-v")(model=str(out)).fit(x)  # default: input kNN, tau_0
     assert est0.tau_used_ == pytest.approx(vmeta["tau_0"])
+    assert vmeta["link_roots"] is True
 
 
 def test_gcn_ve_deterministic(trained):
