@@ -21,8 +21,13 @@ rules, not the tau choice): ArcFace-like, pairwise / BCubed F -- GCN features
 0.943 / 0.941, + link_roots 0.971 / 0.947; input kNN 0.950 / 0.969, + link_roots
 **0.992 / 0.978** (auto 0.987 / 0.976); dlib -- GCN features 0.874 / 0.878,
 + link_roots 0.912 / 0.882; input kNN 0.865 / 0.920, + link_roots **0.932 / 0.927**
-(auto 0.972 / 0.947). Hence both defaults (``docs/supervised.md`` has the
-protocol's numbers with the training-time tau).
+(auto 0.972 / 0.947). With the protocol's models (150 steps, cross-fitted
+training-time tau; ``benchmarks/supervised_eval.py``) on the same test people:
+ArcFace-like GCN features 0.960 / 0.964, input kNN 0.969 / 0.972 with or without
+link_roots (this model leaves no extra roots in the large people; tau_0 = 0.50
+instead of the chosen 0.46 would give 0.988 / 0.975); dlib GCN features
+0.911 / 0.876, input kNN 0.928 / 0.923, + link_roots 0.941 / 0.925. Hence both
+defaults; ``docs/supervised.md`` has every regime.
 
 Thresholds are cosine similarities and must suit the data. ``faceclust train`` chooses
 both on the training data (pairwise F, scale-free quantile grid) and stores them in the
