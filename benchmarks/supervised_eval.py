@@ -228,6 +228,20 @@ def render(rows: list[dict], meta: dict) -> str:
         "cluster` process (cluster: load + kNN + clustering), measured on a shared 2-core",
         "machine under load from other jobs: compare within a table, not across runs.",
         "",
+        "Train and use a model yourself:",
+        "",
+        "    faceclust train --method gcn-v FEATURES.npy LABELS.meta --out MODEL [--set steps=300]",
+        "    faceclust cluster OTHER.npy --method gcn-v --model MODEL --out PRED.meta",
+        "",
+        "`MODEL/training.json` records what the model was trained on (N, dimension,",
+        "embedding, class sizes, similarity scale, parameters, command); `cluster` refuses",
+        "another dimension and warns when the similarity scale is far from training's.",
+        "Ctrl-C during training saves a resumable state: the same command continues.",
+        "On a busy machine `OMP_NUM_THREADS=1` trains several times faster (less thread",
+        "contention). Reproduce or extend these tables (a new supervised method gets rows by",
+        "being registered): `python benchmarks/supervised_eval.py --methods NAME`",
+        "(`--regimes 1a,1b,2,3`, `--train-set NAME:key=value`, `--scale` for regime 3).",
+        "",
     ]
     if meta.get("notes"):
         out += [f"Run notes: {meta['notes']}", ""]
@@ -285,6 +299,8 @@ def main() -> None:
     ap.add_argument("--notes", default=None, help="free text stored and shown in the doc")
     ap.add_argument("--no-doc", action="store_true", help="do not rewrite docs/supervised.md")
     ap.add_argument("--results", default=str(RESULTS), help="results JSON (accumulated)")
+    ap.add_argument("--merge", nargs="*", default=[], metavar="JSON",
+                    help="also take the rows of these results files (runs made in parallel)")
     a = ap.parse_args()
     work = Path(a.work)
     scale = tuple(int(v) for v in a.scale.split(":"))
@@ -299,7 +315,10 @@ def main() -> None:
     results = Path(a.results)
     stored = json.loads(results.read_text()) if results.is_file() else {"rows": [], "meta": {}}
     rows = {_key(r): r for r in stored["rows"]}
-    for regime in a.regimes.split(","):
+    for extra in a.merge:
+        rows.update({_key(r): r for r in json.loads(Path(extra).read_text())["rows"]})
+    _write(results, rows, stored.get("meta", {}), a.notes, supervised, not a.no_doc)
+    for regime in [r for r in a.regimes.split(",") if r and r != "none"]:
         embs = ["synth256"] if regime == "3" else a.embeddings.split(",")
         for emb in embs:
             for task in tasks(regime, emb if regime != "3" else "synth", work, scale):
@@ -322,19 +341,23 @@ def main() -> None:
                     print(f"    pair F {row['pairwise_f']:.3f} BCubed F {row['bcubed_f']:.3f}",
                           file=sys.stderr, flush=True)
                     rows[_key(row)] = row
-                    order = {"1a": 0, "1b": 1, "2": 2, "3": 3}
-                    ordered = sorted(rows.values(), key=lambda r: (
-                        order[r["regime"]], r["emb"], r["test"],
-                        r["method"] not in supervised, r["method"]))
-                    meta = stored.get("meta", {})
-                    if a.notes:
-                        meta["notes"] = a.notes
-                    from faceclust import io
+                    _write(results, rows, stored.get("meta", {}), a.notes, supervised,
+                           not a.no_doc)
 
-                    io.write_text(results, json.dumps({"meta": meta, "rows": ordered},
-                                                      indent=1) + "\n")
-                    if not a.no_doc:
-                        io.write_text(DOC, render(ordered, meta) + "\n")
+
+def _write(results: Path, rows: dict, meta: dict, notes: str | None, supervised: list[str],
+           doc: bool) -> None:
+    """Results JSON and (``doc``) docs/supervised.md from all rows, in a fixed order."""
+    from faceclust import io
+
+    order = {"1a": 0, "1b": 1, "2": 2, "3": 3}
+    ordered = sorted(rows.values(), key=lambda r: (
+        order[r["regime"]], r["emb"], r["test"], r["method"] not in supervised, r["method"]))
+    if notes:
+        meta["notes"] = notes
+    io.write_text(results, json.dumps({"meta": meta, "rows": ordered}, indent=1) + "\n")
+    if doc:
+        io.write_text(DOC, render(ordered, meta) + "\n")
 
 
 if __name__ == "__main__":

@@ -277,12 +277,14 @@ def test_training_selects_thresholds(trained):
     assert vmeta["tau_selection"]["f_tau"] > 0.9
     assert "cross-fitted" in vmeta["tau_selection"]["on"]
     x, y = _clusters(n_per=25, n_clusters=2, seed=11)
-    est = get_method("gcn-v")(model=str(out))  # tau=None: the training-time choice
+    # tau=None: the training-time choice (GCN-feature space)
+    est = get_method("gcn-v")(model=str(out), use_gcn_feat=True)
     labels = est.fit_predict(x)
     assert est.tau_used_ == pytest.approx(vmeta["tau"])
     assert evaluate(y, labels)["pairwise_precision"] == 1.0
-    est0 = get_method("gcn-v")(model=str(out), use_gcn_feat=False).fit(x)
+    est0 = get_method("gcn-v")(model=str(out)).fit(x)  # default: input kNN, tau_0
     assert est0.tau_used_ == pytest.approx(vmeta["tau_0"])
+    assert vmeta["link_roots"] is True
 
 
 def test_gcn_ve_deterministic(trained):
@@ -318,3 +320,42 @@ def test_cli_train_gcn_ve_one_command_and_reuse(tmp_path):
     r = runner.invoke(main, ["train", "--method", "gcn-ve", *common, "--out", str(tmp_path / "x2"),
                              "--set", f"gcn_v={tmp_path / 'missing'}"])
     assert r.exit_code == 2 and "GCN-V" in r.output
+
+
+def test_training_resumes_after_interrupt_to_the_same_model(tmp_path):
+    """Ctrl-C mid-training saves a state; the same call continues to the same weights."""
+    from faceclust.nn.gcn_v import train_gcn_v
+    from faceclust.nn.train import RESUME_DIR, Resume, clear_resume
+
+    x, y = _clusters(n_per=20, n_clusters=3, seed=4)
+    params = {"k": 10, "steps": 40, "hidden_dim": 16, "mlp_dim": 16, "batch_size": 16}
+    ref, _ = train_gcn_v(x, y, seed=3, **params)
+    resume = Resume(tmp_path, "gcn_v", "fp1")
+    calls = {"n": 0}
+    real = torch.nn.functional.mse_loss
+
+    def flaky(*a, **kw):
+        calls["n"] += 1
+        if calls["n"] == 17:
+            raise KeyboardInterrupt
+        return real(*a, **kw)
+
+    torch.nn.functional.mse_loss = flaky
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            train_gcn_v(x, y, seed=3, resume=resume, **params)
+    finally:
+        torch.nn.functional.mse_loss = real
+    state = json.loads((tmp_path / RESUME_DIR / "gcn_v.json").read_text())
+    assert state["step"] == 16 and not state["done"]
+    again, meta = train_gcn_v(x, y, seed=3, resume=resume, **params)
+    for name, v in ref.state_dict().items():
+        torch.testing.assert_close(again.state_dict()[name], v)
+    assert len(meta["losses"]) >= 4
+    # a finished state is reused as is; another fingerprint starts afresh
+    assert json.loads((tmp_path / RESUME_DIR / "gcn_v.json").read_text())["done"]
+    other, _ = train_gcn_v(x, y, seed=3, resume=Resume(tmp_path, "gcn_v", "fp2"),
+                           **{**params, "steps": 5})
+    assert not torch.equal(other.conv.weight, ref.conv.weight)
+    clear_resume(tmp_path)
+    assert not (tmp_path / RESUME_DIR).exists()

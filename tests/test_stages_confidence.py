@@ -156,3 +156,25 @@ def test_identity_folds_keep_each_identity_in_one_fold():
     np.testing.assert_array_equal(fold, identity_folds(y, 3, seed=0, what="t"))
     with pytest.raises(InputError, match="t: 9 identities cannot make 10 folds"):
         identity_folds(y, 10, seed=0, what="t")
+
+
+def test_link_roots_hand_case():
+    from faceclust.stages.confidence import link_roots
+
+    # nodes 0..4; roots 1, 3, 4 (peak -1); confidences make 3 the top root
+    peak = np.array([1, -1, 3, -1, -1])
+    sim = np.array([0.9, -np.inf, 0.8, -np.inf, -np.inf], np.float32)
+    conf = np.array([0.1, 0.5, 0.2, 0.9, 0.3], np.float32)
+    # kNN over the roots [1, 3, 4] (local ids), self first
+    rids = np.array([[0, 1, 2], [1, 0, 2], [2, 0, 1]])
+    rsims = np.array([[1.0, 0.7, 0.4], [1.0, 0.7, 0.2], [1.0, 0.6, 0.2]], np.float32)
+    p2, s2 = link_roots(peak, sim, conf, rids, rsims)
+    # root 1 -> 3 (0.7); root 4 -> nearest higher root: 1 (conf 0.5 > 0.3, 0.6); 3 stays root
+    assert p2.tolist() == [1, 3, 3, -1, 1]
+    np.testing.assert_allclose(s2[[1, 4]], [0.7, 0.6])
+    assert peak[1] == -1  # input not modified
+    from faceclust.stages.confidence import deduce_tree
+
+    assert len(np.unique(deduce_tree(p2, s2, 0.65))) == 2  # 4 cut off at 0.6
+    with pytest.raises(InputError, match="roots"):
+        link_roots(peak, sim, conf, rids[:2], rsims[:2])

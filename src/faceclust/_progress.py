@@ -20,6 +20,7 @@ def progress(
     desc: str = "",
     enabled: bool | None = None,
     unit: str = "it",
+    initial: int = 0,
 ) -> tqdm:
     """Return a tqdm bar on stderr that shows itself only after 2 s of work."""
     disable = not (_ENABLED_DEFAULT if enabled is None else enabled)
@@ -31,6 +32,7 @@ def progress(
         delay=2.0,
         disable=disable,
         unit=unit,
+        initial=initial,
         dynamic_ncols=True,
         leave=False,
     )

@@ -34,7 +34,7 @@ from ..errors import InputError, ParameterError
 from ..stages.confidence import candidate_mask, ignore_mask
 from .checkpoint import check_config, load_checkpoint, load_state, save_checkpoint
 from .layers import GraphConv, row_normalize, to_torch_sparse
-from .train import SgdSchedule, seeded, train_steps
+from .train import Resume, SgdSchedule, seeded, train_steps
 
 __all__ = [
     "CHECKPOINT_NAME",
@@ -235,13 +235,16 @@ def train_gcn_e(
     optimizer: str = "sgd",
     seed: int = 42,
     log_every: int = 10,
+    resume: Resume | None = None,
 ) -> tuple[GCNE, dict[str, Any]]:
     """Train GCN-E on the candidate sub-graphs of a labelled set; return ``(model, meta)``.
 
     ``features`` are the L2-normalised GCN-V features, ``ids``/``sims`` their
     kNN graph, ``adj`` its normalised adjacency and ``conf`` the GCN-V
     confidences. Each step averages the per-sub-graph NLL over ``batch_size``
-    sub-graphs (the original's gradient accumulation over 32).
+    sub-graphs (the original's gradient accumulation over 32). The batch order
+    of epoch ``e`` depends only on ``(seed, e)``, so ``resume`` continues an
+    interrupted run to the same model.
     """
     labels = np.asarray(labels)
     x = np.ascontiguousarray(features, dtype=np.float32)
@@ -263,14 +266,13 @@ def train_gcn_e(
         np.int64
     )
     loc = np.full(n, -1, dtype=np.int64)
-    rng = np.random.default_rng(seed)
     order: list[np.ndarray] = []
     with seeded(seed):
         model = GCNE(x.shape[1], dims, mlp_dim)
 
         def loss_fn(step: int) -> torch.Tensor:
-            if step % per_epoch == 0:
-                order[:] = [rng.permutation(p)]
+            if step % per_epoch == 0 or not order:
+                order[:] = [np.random.default_rng([seed, step // per_epoch]).permutation(p)]
             j = step % per_epoch
             which = np.sort(order[0][j * batch_size : (j + 1) * batch_size])
             xb, ab, ptr, pos = build_batch(cand, which, x, a, loc)
@@ -281,7 +283,8 @@ def train_gcn_e(
             w = torch.from_numpy((1.0 / np.repeat(sizes, sizes)).astype(np.float32))
             return (nll * w).sum() / len(sizes)
 
-        log = train_steps(model, loss_fn, sched, log_every=log_every, desc="GCN-E train")
+        log = train_steps(model, loss_fn, sched, log_every=log_every, desc="GCN-E train",
+                          resume=resume)
     meta = {
         "k": int(np.asarray(ids).shape[1]),
         "ignore_ratio": ignore_ratio,

@@ -26,7 +26,7 @@ from ..knn import KnnGraph, build_knn
 from ..stages.confidence import snbr_confidence
 from .checkpoint import check_config, load_checkpoint, load_state, save_checkpoint
 from .layers import GraphConv, knn_adjacency, to_torch_sparse
-from .train import SgdSchedule, seeded, train_steps
+from .train import Resume, SgdSchedule, seeded, train_steps
 
 __all__ = [
     "CHECKPOINT_NAME",
@@ -95,6 +95,7 @@ def train_gcn_v(
     batch_size: int | None = None,
     knn: KnnGraph | None = None,
     log_every: int = 50,
+    resume: Resume | None = None,
 ) -> tuple[GCNV, dict[str, Any]]:
     """Train GCN-V on one labelled set; return ``(model, meta)``.
 
@@ -104,7 +105,9 @@ def train_gcn_v(
     depends on which other nodes are in the batch).
 
     ``meta`` records the graph parameters (``k``, ``min_sim``, used again at
-    inference), the schedule, the loss curve and the wall time.
+    inference), the schedule, the loss curve and the wall time. The batch of
+    step ``s`` depends only on ``(seed, s)``, so with ``resume`` an
+    interrupted run continues to the same model (:class:`~faceclust.nn.train.Resume`).
     """
     x = check_features(features, source="features")
     y = check_labels(labels, x.shape[0], source="labels")
@@ -135,11 +138,13 @@ def train_gcn_v(
             if full:
                 pred, _ = model(xt, agg=agg)
                 return nn.functional.mse_loss(pred, tt)
+            gen.manual_seed(seed * 1_000_003 + _step)  # the batch is a function of the step
             rows = torch.randint(0, n, (int(batch_size),), generator=gen)
             pred, _ = model(xt[rows], agg=agg[rows])
             return nn.functional.mse_loss(pred, tt[rows])
 
-        log = train_steps(model, loss_fn, sched, log_every=log_every, desc="GCN-V train")
+        log = train_steps(model, loss_fn, sched, log_every=log_every, desc="GCN-V train",
+                          resume=resume)
     meta = {
         "k": graph.k,
         "min_sim": float(min_sim),

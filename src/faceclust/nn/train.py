@@ -7,10 +7,16 @@ callers record the loss curve in the checkpoint's ``meta``.
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
+import shutil
 import time
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -19,7 +25,20 @@ from torch import nn
 from .._progress import progress
 from ..errors import ParameterError
 
-__all__ = ["SgdSchedule", "TrainLog", "make_optimizer", "seeded", "train_steps"]
+__all__ = [
+    "RESUME_DIR",
+    "Resume",
+    "SgdSchedule",
+    "TrainLog",
+    "clear_resume",
+    "fingerprint",
+    "make_optimizer",
+    "seeded",
+    "train_steps",
+]
+
+#: Sub-directory of a model directory holding the resumable training states.
+RESUME_DIR = ".resume"
 
 
 @contextmanager
@@ -79,6 +98,94 @@ class TrainLog:
         }
 
 
+@dataclass
+class Resume:
+    """Where :func:`train_steps` keeps a resumable state: ``directory/.resume/<name>.*``.
+
+    The state (weights, optimizer buffers, step, loss curve) is written every
+    ``every_seconds``, on Ctrl-C (then the KeyboardInterrupt goes on) and at the
+    end (marked done, so a rerun after a later interruption skips a finished
+    run). A rerun with the same ``fingerprint`` (data, parameters, seed)
+    continues from it; another fingerprint starts afresh. The caller removes
+    the states with :func:`clear_resume` once the whole training is saved.
+    """
+
+    directory: str | os.PathLike
+    name: str
+    fingerprint: str
+    every_seconds: float = 60.0
+
+    def paths(self) -> tuple[Path, Path]:
+        d = Path(self.directory) / RESUME_DIR
+        return d / f"{self.name}.json", d / f"{self.name}.safetensors"
+
+
+def fingerprint(*parts: object, arrays: Sequence[np.ndarray] = ()) -> str:
+    """Short hash of JSON-able ``parts`` and of ``arrays`` (shape, dtype and a strided
+    sample of at most ~1M values each, so hashing 1M x 512 features stays cheap)."""
+    h = hashlib.sha1(json.dumps(parts, sort_keys=True, default=str).encode())
+    for a in arrays:
+        a = np.ascontiguousarray(a)
+        h.update(f"{a.shape}{a.dtype}".encode())
+        flat = a.reshape(-1)
+        h.update(np.ascontiguousarray(flat[:: max(1, flat.size // 1_000_000)]).tobytes())
+    return h.hexdigest()[:16]
+
+
+def clear_resume(directory: str | os.PathLike) -> None:
+    """Remove the resumable states of a model directory (after a completed training)."""
+    shutil.rmtree(Path(directory) / RESUME_DIR, ignore_errors=True)
+
+
+def _save_state(resume: Resume, model: nn.Module, opt: torch.optim.Optimizer, step: int,
+                log: TrainLog, done: bool) -> None:
+    from safetensors.torch import save_file
+
+    jpath, wpath = resume.paths()
+    jpath.parent.mkdir(parents=True, exist_ok=True)
+    tensors = {f"model.{k}": v.detach().contiguous().clone()
+               for k, v in model.state_dict().items()}
+    osd = opt.state_dict()
+    for idx, st in osd["state"].items():
+        for key, v in st.items():
+            t = v if torch.is_tensor(v) else torch.tensor(v)
+            tensors[f"opt.{idx}.{key}"] = t.detach().contiguous().clone()
+    doc = {"fingerprint": resume.fingerprint, "step": step, "done": done,
+           "losses": log.losses, "seconds": log.seconds, "every": log.every,
+           "param_groups": osd["param_groups"]}
+    tmp_w = wpath.with_name(wpath.name + f".tmp{os.getpid()}")
+    tmp_j = jpath.with_name(jpath.name + f".tmp{os.getpid()}")
+    save_file(tensors, str(tmp_w))
+    tmp_j.write_text(json.dumps(doc), encoding="utf-8")
+    os.replace(tmp_w, wpath)
+    os.replace(tmp_j, jpath)
+
+
+def _load_state(resume: Resume, model: nn.Module, opt: torch.optim.Optimizer
+                ) -> dict | None:
+    """Restore a matching state into ``model``/``opt``; its JSON document, or None."""
+    from safetensors.torch import load_file
+
+    jpath, wpath = resume.paths()
+    if not (jpath.is_file() and wpath.is_file()):
+        return None
+    try:
+        doc = json.loads(jpath.read_text(encoding="utf-8"))
+        if doc.get("fingerprint") != resume.fingerprint:
+            return None
+        tensors = load_file(str(wpath))
+        model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+        state: dict[int, dict[str, torch.Tensor]] = {}
+        for k, v in tensors.items():
+            if k.startswith("opt."):
+                _, idx, key = k.split(".", 2)
+                state.setdefault(int(idx), {})[key] = v
+        opt.load_state_dict({"state": state, "param_groups": doc["param_groups"]})
+    except (OSError, ValueError, KeyError, RuntimeError, json.JSONDecodeError):
+        return None  # unreadable or from another model: start afresh
+    return doc
+
+
 def make_optimizer(
     model: nn.Module, sched: SgdSchedule
 ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
@@ -116,34 +223,69 @@ def train_steps(
     *,
     log_every: int = 50,
     desc: str = "train",
+    resume: Resume | None = None,
 ) -> TrainLog:
     """Run ``sched.steps`` optimisation steps; ``loss_fn(step)`` returns the step's loss.
 
     The loss function builds its own batch (full graph, or a batch of
     sub-graphs), so this loop is shared by full-graph and mini-batch training.
     Raises ``FloatingPointError`` if the loss becomes NaN/inf (diverged).
+
+    ``loss_fn`` must depend only on ``step`` (and fixed data/seed), never on
+    how many steps this process ran: then a run resumed from ``resume``
+    (see :class:`Resume`) gives the same model as an uninterrupted one.
     """
     model.train()
     log_every = max(1, min(log_every, sched.steps // 10))  # at least ~10 points per curve
     opt, lr_sched = make_optimizer(model, sched)
     log = TrainLog(every=log_every)
+    start = 0
+    if resume is not None:
+        doc = _load_state(resume, model, opt)
+        if doc is not None:
+            start = int(doc["step"])
+            log.losses = [float(v) for v in doc["losses"]]
+            log.seconds = float(doc["seconds"])
+            with warnings.catch_warnings():  # "lr_scheduler.step() before optimizer.step()"
+                warnings.simplefilter("ignore", UserWarning)
+                for _ in range(start):  # the LR schedule is a function of the step
+                    lr_sched.step()
     window: list[float] = []
-    t0 = time.perf_counter()
-    with progress(total=sched.steps, desc=desc, unit="step") as bar:
-        for step in range(sched.steps):
-            opt.zero_grad(set_to_none=True)
-            loss = loss_fn(step)
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"{desc}: loss became {loss.item()} at step {step}")
-            loss.backward()
-            opt.step()
-            lr_sched.step()
-            window.append(float(loss.detach()))
-            if len(window) == log_every or step == sched.steps - 1:
-                log.losses.append(float(np.mean(window)))
-                bar.set_postfix(loss=f"{log.losses[-1]:.4g}")
-                window = []
-            bar.update(1)
+    t0 = time.perf_counter() - log.seconds
+    last_save = time.perf_counter()
+    completed = start  # steps fully applied (optimizer and LR schedule)
+    with progress(total=sched.steps, desc=desc, unit="step", initial=start) as bar:
+        try:
+            for step in range(start, sched.steps):
+                if start and step == start:
+                    bar.set_postfix(resumed=start)
+                opt.zero_grad(set_to_none=True)
+                loss = loss_fn(step)
+                if not torch.isfinite(loss):
+                    raise FloatingPointError(f"{desc}: loss became {loss.item()} at step {step}")
+                loss.backward()
+                opt.step()
+                lr_sched.step()
+                completed = step + 1
+                window.append(float(loss.detach()))
+                if len(window) == log_every or step == sched.steps - 1:
+                    log.losses.append(float(np.mean(window)))
+                    bar.set_postfix(loss=f"{log.losses[-1]:.4g}")
+                    window = []
+                bar.update(1)
+                if resume is not None and time.perf_counter() - last_save > resume.every_seconds:
+                    log.seconds = time.perf_counter() - t0
+                    _save_state(resume, model, opt, completed, log, done=False)
+                    last_save = time.perf_counter()
+        except KeyboardInterrupt:
+            if resume is not None:
+                log.seconds = time.perf_counter() - t0
+                _save_state(resume, model, opt, completed, log, done=False)
+                bar.write(f"{desc}: interrupted after step {completed}/{sched.steps}; the same "
+                          f"command resumes from it ({Path(resume.directory) / RESUME_DIR})")
+            raise
     log.seconds = time.perf_counter() - t0
+    if resume is not None and start < sched.steps:
+        _save_state(resume, model, opt, sched.steps, log, done=True)
     model.eval()
     return log

@@ -132,6 +132,40 @@ def find_peaks(
     return peak, peak_sim
 
 
+def link_roots(
+    peak: np.ndarray, peak_sim: np.ndarray, conf: np.ndarray, root_ids: np.ndarray,
+    root_sims: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Give every root its nearest root of strictly higher confidence (density-peak rule).
+
+    :func:`find_peaks` looks for a higher-confidence node only among a node's
+    k neighbours, so a person with many more photos than k (or several modes:
+    ages, poses) gets several local maxima -- several roots, several clusters,
+    whatever the threshold. Rodriguez & Laio's density peaks take the nearest
+    higher-density point among *all* points; this does so for the roots only,
+    searching the other roots: ``root_ids``/``root_sims`` is a kNN graph over
+    the roots (rows and ids are positions in ``np.flatnonzero(peak < 0)``).
+    The tree stays a forest (parents have strictly higher confidence) and the
+    usual cut ``sim > tau`` of :func:`deduce_tree` still decides.
+
+    Returns new ``(peak, peak_sim)``; the global maximum stays a root.
+    """
+    peak = np.array(peak, dtype=np.int64, copy=True)
+    peak_sim = np.array(peak_sim, dtype=np.float32, copy=True)
+    roots = np.flatnonzero(peak < 0)
+    if np.asarray(root_ids).shape[0] != len(roots):
+        raise InputError(
+            f"root kNN graph has {np.asarray(root_ids).shape[0]} rows for {len(roots)} roots"
+        )
+    if len(roots) < 2:
+        return peak, peak_sim
+    pr, sr = find_peaks(root_ids, root_sims, np.asarray(conf)[roots])
+    ok = pr >= 0
+    peak[roots[ok]] = roots[pr[ok]]
+    peak_sim[roots[ok]] = sr[ok]
+    return peak, peak_sim
+
+
 def deduce_tree(peak: np.ndarray, peak_sim: np.ndarray, tau: float) -> np.ndarray:
     """Cluster labels from node -> peak edges with similarity strictly above ``tau``.
 
