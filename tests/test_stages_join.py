@@ -8,12 +8,12 @@ import pytest
 from faceclust.errors import InputError, ParameterError
 from faceclust.methods import AutoClusterer
 from faceclust.metrics import pairwise
-from faceclust.stages.join import (
-    cluster_votes,
-    evidenced_pairs,
-    join_clusters,
-    merge_along_pairs,
-)
+from faceclust.stages.join import cluster_votes, evidenced_pairs, join_clusters
+from faceclust.stages.linkage import merge_clusters
+
+
+def merge_along_pairs(x, labels, a, b, t):
+    return merge_clusters(x, labels, a, b, t)
 
 
 def _unit(v):
@@ -104,7 +104,7 @@ def test_evidenced_pairs_leaves_singletons_to_attachment():
     assert len(a) == 0
 
 
-# ----------------------------------------------------------- merge_along_pairs
+# ------------------------------------ average linkage along the pairs (merge_clusters)
 def test_merge_along_pairs_exact_mean_cosine():
     # clusters {0,1}, {2}, {3}: cos(0,2)=cos(1,2)=0.6 -> mean 0.6; cluster 3 orthogonal
     x = _unit([[1, 0, 0], [1, 0, 0], [0.6, 0.8, 0], [0, 0, 1]])
@@ -131,10 +131,9 @@ def test_merge_along_pairs_inherits_pairs_and_recomputes_links():
     assert len(np.unique(out)) == 2
 
 
-def test_merge_along_pairs_rejects_bad_ids():
-    x = _unit(np.eye(3))
-    with pytest.raises(InputError, match="cluster ids"):
-        merge_along_pairs(x, np.arange(3), np.array([0]), np.array([5]), 0.5)
+def test_join_clusters_rejects_mismatched_rows():
+    with pytest.raises(InputError, match="labels for"):
+        join_clusters(_unit(np.eye(3)), np.arange(4), np.zeros((4, 2), dtype=int), 0.5)
 
 
 # -------------------------------------------------------- auto's joining step

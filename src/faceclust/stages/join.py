@@ -20,10 +20,10 @@ neighbours are:
 
 :func:`cluster_votes` counts, per ordered pair of clusters, the neighbour
 slots of one cluster's members that lie in the other; :func:`evidenced_pairs`
-keeps the pairs with that majority evidence; :func:`merge_along_pairs` runs
+keeps the pairs with that majority evidence; :func:`join_clusters` then runs
 exact average linkage (mean cosine over all member pairs, from cluster vector
-sums), starting from the partition and merging only along those pairs;
-:func:`join_clusters` is the two in a row.
+sums), starting from the partition and merging only along those pairs
+(:func:`faceclust.stages.linkage.merge_clusters`).
 """
 
 from __future__ import annotations
@@ -31,9 +31,10 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import InputError, ParameterError
-from ..graph import group_sums, relabel
+from ..graph import relabel
+from .linkage import merge_clusters
 
-__all__ = ["cluster_votes", "evidenced_pairs", "join_clusters", "merge_along_pairs"]
+__all__ = ["cluster_votes", "evidenced_pairs", "join_clusters"]
 
 
 def cluster_votes(
@@ -154,71 +155,6 @@ def _strongest_edge(labels: np.ndarray, nbr_ids: np.ndarray, nbr_sims: np.ndarra
     return best
 
 
-def merge_along_pairs(
-    x: np.ndarray,
-    labels: np.ndarray,
-    a: np.ndarray,
-    b: np.ndarray,
-    threshold: float,
-) -> np.ndarray:
-    """Exact average linkage starting from ``labels``, merging only along the cluster pairs ``(a, b)``.
-
-    Clusters A, B joined by a pair merge while their mean cosine over all
-    ``|A| |B|`` member pairs, ``S_A . S_B / (|A| |B|)`` (``S`` = sum of the
-    unit rows ``x``), is at least ``threshold``; a merged cluster inherits its
-    parts' pairs. Merges run in rounds of mutual best pairs (ties: smallest
-    id), exact for the reducible average linkage. Cost O((N + rounds * E) D)
-    for E pairs. Returns contiguous labels.
-    """
-    labels = relabel(np.asarray(labels, dtype=np.int64))
-    a = np.asarray(a, dtype=np.int64)
-    b = np.asarray(b, dtype=np.int64)
-    if a.shape != b.shape or a.ndim != 1:
-        raise InputError("join: a and b must be 1-D arrays of one length")
-    if len(labels) != x.shape[0]:
-        raise InputError(f"join: {len(labels)} labels for {x.shape[0]} rows")
-    c = int(labels.max()) + 1 if len(labels) else 0
-    if len(a) and (min(a.min(), b.min()) < 0 or max(a.max(), b.max()) >= c):
-        raise InputError(f"join: cluster ids must lie in [0, {c})")
-    if len(a) == 0:
-        return labels
-    sums = group_sums(x, labels, c)
-    cnt = np.bincount(labels, minlength=c).astype(np.float64)
-    root = np.arange(c, dtype=np.int64)
-    u, v = a, b
-    while len(u):
-        u, v = np.minimum(u, v), np.maximum(u, v)
-        keep = u != v
-        pair = np.unique(u[keep] * c + v[keep])
-        u, v = pair // c, pair % c
-        link = np.einsum("ij,ij->i", sums[u], sums[v]) / (cnt[u] * cnt[v])
-        ok = link >= threshold
-        u, v, link = u[ok], v[ok], link[ok]
-        if not len(u):
-            break
-        # best partner per cluster (highest linkage, ties: smallest id)
-        node = np.concatenate([u, v])
-        other = np.concatenate([v, u])
-        w = np.concatenate([link, link])
-        order = np.lexsort((other, -w, node))
-        node, other = node[order], other[order]
-        head = np.ones(len(node), dtype=bool)
-        head[1:] = node[1:] != node[:-1]
-        best = np.full(c, -1, dtype=np.int64)
-        best[node[head]] = other[head]
-        cand = node[head]
-        mutual = (best[best[cand]] == cand) & (cand < best[cand])
-        m1 = cand[mutual]
-        m2 = best[m1]
-        sums[m1] += sums[m2]
-        cnt[m1] += cnt[m2]
-        remap = np.arange(c, dtype=np.int64)
-        remap[m2] = m1
-        root = remap[root]
-        u, v = remap[u], remap[v]
-    return relabel(root[labels])
-
-
 def join_clusters(
     x: np.ndarray,
     labels: np.ndarray,
@@ -231,7 +167,15 @@ def join_clusters(
     touch: float | None = None,
     nbr_sims: np.ndarray | None = None,
 ) -> np.ndarray:
-    """:func:`evidenced_pairs` then :func:`merge_along_pairs` at ``threshold`` (method ``auto``'s step)."""
+    """Method ``auto``'s joining step: :func:`evidenced_pairs`, then exact average linkage
+    from the partition along those pairs only (:func:`faceclust.stages.linkage.merge_clusters`,
+    mean cosine over all member pairs from cluster sums) down to ``threshold``.
+
+    Returns contiguous labels.
+    """
+    labels = relabel(np.asarray(labels, dtype=np.int64))
+    if x.shape[0] != len(labels):
+        raise InputError(f"join: {len(labels)} labels for {x.shape[0]} rows")
     a, b = evidenced_pairs(labels, nbr_ids, nbr_sims, slots=slots, share=share, back=back,
                            touch=touch)
-    return merge_along_pairs(x, labels, a, b, threshold)
+    return relabel(merge_clusters(x, labels, a, b, threshold))
