@@ -10,7 +10,8 @@ Tables (schema version :data:`SCHEMA_VERSION`):
   ``unsure`` (below the quality floor: kept, not clustered), ``hidden`` (by the user),
   ``placed`` (0 until a scan has clustered it), ``person_id``, ``confidence`` and
   ``pinned`` (the person the user said this face is);
-* ``people`` -- stable person ids and their names;
+* ``people`` -- stable person ids and their names (photo, face and person ids are
+  never reused, so a link or a cached thumbnail never points at something else);
 * ``exclusions`` -- (face, person) pairs the user said are *not* that person;
 * ``different`` -- person pairs the user said are different people (review queue);
 * ``corrections`` -- a log of every user action; ``scans`` -- one row per scan;
@@ -47,7 +48,7 @@ CATALOGUE_DIR = ".faceclust"
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS photos(
-    id INTEGER PRIMARY KEY,
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
     path TEXT NOT NULL UNIQUE,
     sha256 TEXT,
     size INTEGER,
@@ -64,7 +65,7 @@ CREATE TABLE IF NOT EXISTS people(
     created_at REAL
 );
 CREATE TABLE IF NOT EXISTS faces(
-    id INTEGER PRIMARY KEY,
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
     photo_id INTEGER NOT NULL REFERENCES photos(id) ON DELETE CASCADE,
     x0 REAL NOT NULL, y0 REAL NOT NULL, x1 REAL NOT NULL, y1 REAL NOT NULL,
     score REAL NOT NULL,
