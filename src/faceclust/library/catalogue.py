@@ -8,8 +8,10 @@ Tables (schema version :data:`SCHEMA_VERSION`):
 * ``faces`` -- one row per detected face: box (full-size pixels), detector score,
   face size (shorter box side, px) and sharpness, the float32 embedding as a BLOB,
   ``unsure`` (below the quality floor: kept, not clustered), ``hidden`` (by the user),
-  ``placed`` (0 until a scan has clustered it), ``person_id``, ``confidence`` and
-  ``pinned`` (the person the user said this face is);
+  ``placed`` (0 until a scan has clustered it), ``cluster`` (the incremental
+  clusterer's own label, which the next scan continues from), ``person_id`` (the
+  cluster after the user's corrections), ``confidence`` and ``pinned`` (the person
+  the user said this face is);
 * ``people`` -- stable person ids and their names (photo, face and person ids are
   never reused, so a link or a cached thumbnail never points at something else);
 * ``exclusions`` -- (face, person) pairs the user said are *not* that person;
@@ -74,6 +76,7 @@ CREATE TABLE IF NOT EXISTS faces(
     unsure INTEGER NOT NULL DEFAULT 0,
     hidden INTEGER NOT NULL DEFAULT 0,
     placed INTEGER NOT NULL DEFAULT 0,
+    cluster INTEGER,
     person_id INTEGER REFERENCES people(id) ON DELETE SET NULL,
     pinned INTEGER REFERENCES people(id) ON DELETE SET NULL,
     confidence REAL,

@@ -1,6 +1,8 @@
 """People from clusters, and user corrections that every later clustering honours.
 
-The catalogue keeps two kinds of user statement (see :mod:`.catalogue`):
+The incremental clusterer's own labels (``faces.cluster``) are the machine's view and
+are what the next scan continues from; people are a layer on top. The catalogue keeps
+two kinds of user statement (see :mod:`.catalogue`):
 
 * **pins** -- ``faces.pinned = P``: "this face is person P" (a face moved to P, the
   faces of a person merged into P, a face confirmed in the review queue, and one
@@ -12,9 +14,11 @@ The catalogue keeps two kinds of user statement (see :mod:`.catalogue`):
 respect them, through the constraint stage every method shares
 (:func:`faceclust.stages.constraints.apply_constraints`):
 
-1. each pinned face is put into its person's cluster (the cluster holding most of
-   that person's pins), so a moved face moves alone and a merged person's faces stay
-   together even when a re-clustering separates them again;
+1. each pinned face is put into its person's main cluster (the cluster holding most
+   of that person's faces and pins), and another cluster made mostly of that
+   person's earlier faces comes along whole: a face moved into a person moves alone,
+   while the parts of a merged person stay together -- and new faces that the
+   clusterer puts with either part follow them;
 2. must-link: the pins of one person; cannot-link: an excluded face and its person's
    anchor, two faces of one photo, and the anchors of two pinned people that end up
    in one cluster (a conflicting group moves to the best other cluster whose mean
@@ -88,10 +92,17 @@ def resolve_people(
     persons = np.unique(pinned[pinned >= 0])
     anchor: dict[int, int] = {}
     ml: list[tuple[int, int]] = []
-    for p in persons.tolist():  # 1. pinned faces into their person's cluster
+    prev = np.asarray(previous, dtype=np.int64)
+    old = prev >= 0
+    for p in persons.tolist():  # 1. pinned faces into their person's main cluster
         rows = np.flatnonzero(pinned == p)
-        ids, cnt = np.unique(y[rows], return_counts=True)
-        y[rows] = ids[np.argmax(cnt)]
+        ids, cnt = np.unique(y[(pinned == p) | (prev == p)], return_counts=True)
+        main = ids[np.argmax(cnt)]
+        for c, k in zip(ids.tolist(), cnt.tolist(), strict=True):
+            # a cluster made mostly of this person's faces comes along whole (new faces too)
+            if c != main and 2 * k > int(np.count_nonzero((y == c) & old)):
+                y[y == c] = main
+        y[rows] = main
         anchor[p] = int(rows[0])
         ml += [(int(rows[0]), int(r)) for r in rows[1:]]
     cl: list[tuple[int, int]] = []
@@ -119,7 +130,6 @@ def resolve_people(
         owner.setdefault(int(y[a]), p)
     taken = set(owner.values())
     free = np.array([c not in owner for c in y.tolist()], dtype=bool) if n else np.zeros(0, bool)
-    prev = np.asarray(previous, dtype=np.int64)
     cand = free & (prev >= 0) & ~np.isin(prev, list(taken))
     if cand.any():
         pairs, counts = np.unique(np.stack([y[cand], prev[cand]], axis=1), axis=0, return_counts=True)
@@ -176,17 +186,19 @@ def recluster(conn: sqlite3.Connection, *, place_new: bool = False,
     with write_tx(conn):
         dim = int(get_meta(conn, "dim", 0) or 0)
         rows = conn.execute(
-            "SELECT id, photo_id, placed, person_id, pinned, embedding FROM faces "
+            "SELECT id, photo_id, placed, cluster, person_id, pinned, embedding FROM faces "
             "WHERE hidden = 0 AND unsure = 0 ORDER BY id"
         ).fetchall()
         if not place_new:  # faces a scan has not placed yet wait for it
-            rows = [r for r in rows if r["placed"] == 1 and r["person_id"] is not None]
+            rows = [r for r in rows if r["placed"] == 1 and r["cluster"] is not None]
         state = get_meta(conn, "cluster_state")
         info: dict[str, Any] = {"faces": len(rows), "placed": 0, "refined": False}
         if rows and not dim:
             raise InputError("catalogue: faces without a recorded embedding size")
         x = embeddings(rows, dim) if rows else np.zeros((0, dim), np.float32)
-        placed = np.array([r["placed"] == 1 and r["person_id"] is not None for r in rows], bool)
+        placed = np.array([r["placed"] == 1 and r["cluster"] is not None for r in rows], bool)
+        cluster = np.array([r["cluster"] if r["cluster"] is not None else -1 for r in rows],
+                           dtype=np.int64)
         prev = np.array([r["person_id"] if r["person_id"] is not None else -1 for r in rows],
                         dtype=np.int64)
         pinned = np.array([r["pinned"] if r["pinned"] is not None else -1 for r in rows],
@@ -212,7 +224,7 @@ def recluster(conn: sqlite3.Connection, *, place_new: bool = False,
             old, new = np.flatnonzero(placed), np.flatnonzero(~placed)
             order = np.concatenate([old, new])
             inc = IncrementalClusterer.from_state(
-                x[old], prev[old], threshold=state["threshold"], estimate=_estimate(state),
+                x[old], cluster[old], threshold=state["threshold"], estimate=_estimate(state),
                 centre_mean=state.get("centre_mean"), n_at_estimate=state.get("n_at_estimate"),
                 **params,
             )
@@ -224,7 +236,7 @@ def recluster(conn: sqlite3.Connection, *, place_new: bool = False,
             xt = np.empty_like(inc.features_)
             xt[order] = inc.features_
         else:
-            labels = prev.copy()
+            labels = cluster.copy()
             miss = labels < 0
             labels[miss] = labels.max(initial=0) + 1 + np.arange(int(miss.sum()))
             xt = transform(x, (state or {}).get("centre_mean"))
@@ -248,8 +260,9 @@ def recluster(conn: sqlite3.Connection, *, place_new: bool = False,
         conf[pinned >= 0] = 1.0
         changed = int((person != prev).sum())
         conn.executemany(
-            "UPDATE faces SET person_id = ?, confidence = ?, placed = 1 WHERE id = ?",
-            [(int(p), float(c), r["id"]) for p, c, r in zip(person, conf, rows, strict=True)],
+            "UPDATE faces SET cluster = ?, person_id = ?, confidence = ?, placed = 1 WHERE id = ?",
+            [(int(lab), int(p), float(c), r["id"])
+             for lab, p, c, r in zip(labels, person, conf, rows, strict=True)],
         )
         # faces outside the clustering: pinned ones follow their pin, others belong to nobody
         conn.execute("UPDATE faces SET person_id = pinned, confidence = 1.0 "
@@ -352,14 +365,19 @@ def name_person(conn: sqlite3.Connection, pid: int, name: str) -> int:
 
 
 def merge_people(conn: sqlite3.Connection, target: int, source: int) -> None:
-    """``source`` is the same person as ``target``: its faces are pinned to ``target``."""
+    """``source`` is the same person as ``target``: the faces of both are pinned to ``target``.
+
+    (Pinning both sides keeps them together when a later refine would separate the
+    two groups again; a wrong face among them is moved out with :func:`move_face`
+    or :func:`not_person`.)
+    """
     with write_tx(conn):
         t, s = _person(conn, target), _person(conn, source)
         if target == source:
             return
-        ensure_anchor(conn, target)
-        conn.execute("UPDATE faces SET pinned = ? WHERE (person_id = ? OR pinned = ?) AND hidden = 0",
-                     (target, source, source))
+        conn.execute("UPDATE faces SET pinned = ? WHERE person_id IN (?, ?) AND hidden = 0 AND "
+                     "(pinned IS NULL OR pinned IN (?, ?))", (target, source, target, source, target))
+        conn.execute("UPDATE faces SET pinned = ? WHERE pinned = ?", (target, source))
         conn.execute("UPDATE faces SET person_id = ? WHERE person_id = ?", (target, source))
         conn.execute("UPDATE OR IGNORE exclusions SET person_id = ? WHERE person_id = ?", (target, source))
         conn.execute("DELETE FROM exclusions WHERE face_id IN (SELECT id FROM faces WHERE pinned = ?) "

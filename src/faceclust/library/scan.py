@@ -246,7 +246,7 @@ def _quality(conn, quality: dict[str, float] | None) -> dict[str, float]:
                 "UPDATE faces SET unsure = (size < ? OR sharpness < ? OR score < ?)",
                 (q["min_size"], q["min_sharpness"], q["min_score"]),
             )
-            conn.execute("UPDATE faces SET placed = 0 WHERE unsure = 0 AND person_id IS NULL")
+            conn.execute("UPDATE faces SET placed = 0 WHERE unsure = 0 AND cluster IS NULL")
     return q
 
 
