@@ -213,7 +213,7 @@ def test_corrections_survive_rescans(album):
         check()
         rows = {r["path"]: r for r in _faces(db)}
         for k, want in [(0, pid[0]), (1, pid[1]), (2, pid[1]), (3, pid[3]), (4, pid[4])]:
-            assert rows[f"p{k}/{10 + 2 * extra}.png"]["person_id"] == want
+            assert rows[f"p{k}/{10 + 2 * extra}.png"]["person_id"] == want, (k, extra, pid, {p: (r["person_id"], r["cluster"], r["pinned"]) for p, r in rows.items()})
     conn = connect(db)
     acts = [r[0] for r in conn.execute("SELECT action FROM corrections ORDER BY id")]
     assert acts == ["name", "merge", "move", "not_person", "hide"]

@@ -48,9 +48,9 @@ def library() -> None:
 @click.option("--min-face-size", type=float, default=None,
               help="Quality floor: shorter face side in pixels (default 40).")
 @click.option("--min-sharpness", type=float, default=None,
-              help="Quality floor: Laplacian variance of the 64x64 face crop (default 20).")
+              help="Quality floor: Laplacian variance of the 64x64 face crop (default 40).")
 @click.option("--min-detector-score", type=float, default=None,
-              help="Quality floor: detector score (default -0.5; dlib HOG margin).")
+              help="Quality floor: detector score (default 0.1; dlib HOG margin).")
 def scan_cmd(photos_dir, db, workers, batch_size, max_side, detector, upsample, min_face_size,
              min_sharpness, min_detector_score):
     """Add new and changed photos to the catalogue, drop deleted ones, place new faces.

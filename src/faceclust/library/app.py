@@ -102,7 +102,7 @@ class Library:
             "SELECT (SELECT COUNT(*) FROM photos), (SELECT COUNT(*) FROM faces WHERE hidden = 0)"
         ).fetchone()
         return (
-            f"<!doctype html><html><head><meta charset='utf-8'><title>{_e(title)} - faceclust</title>"
+            f"<!doctype html><html><head><meta charset='utf-8'><link rel='icon' href='data:,'><title>{_e(title)} - faceclust</title>"
             f"<style>{_CSS}</style></head><body><header><a href='/'>People</a>"
             "<a href='/review'>Review</a><a href='/singles'>Single faces</a>"
             "<a href='/unsure'>Unsure</a><a href='/hidden'>Hidden</a>"

@@ -106,10 +106,21 @@ def resolve_people(
         anchor[p] = int(rows[0])
         ml += [(int(rows[0]), int(r)) for r in rows[1:]]
     cl: list[tuple[int, int]] = []
+    moved: dict[int, set[int]] = {}
+    nxt = int(y.max(initial=-1)) + 1
     for r, p in exclusions:
         a = anchor.get(int(p))
         if a is not None and pinned[r] != p and a != r:
             cl.append((int(r), a))
+            if y[r] == y[a] and pinned[r] < 0:  # the excluded face leaves, not the anchor
+                y[r] = nxt
+                nxt += 1
+                moved.setdefault(int(r), set())
+    for r, p in exclusions:  # where a moved face may not go
+        if int(r) in moved and int(p) in anchor:
+            moved[int(r)].add(anchor[int(p)])
+    if moved and threshold is not None:
+        _rejoin(y, x, moved, threshold)
     if same_photo is not None and len(same_photo):
         sp = np.asarray(same_photo, dtype=np.int64).reshape(-1, 2)
         both = (pinned[sp[:, 0]] >= 0) & (pinned[sp[:, 0]] == pinned[sp[:, 1]])
@@ -143,6 +154,25 @@ def resolve_people(
     if n:
         person[:] = [owner[c] for c in y.tolist()]
     return person
+
+
+def _rejoin(y: np.ndarray, x: np.ndarray, moved: dict[int, set[int]], threshold: float) -> None:
+    """Each excluded face joins the cluster with the highest mean cosine >= ``threshold``
+    that holds none of the anchors it is excluded from (in place)."""
+    from ..graph import group_sums
+
+    ids, inv = np.unique(y, return_inverse=True)
+    sums = group_sums(x, inv, len(ids))
+    cnt = np.bincount(inv, minlength=len(ids)).astype(np.float64)
+    for r, anchors in moved.items():
+        own = inv[r]
+        link = (sums @ x[r].astype(np.float64) - np.where(np.arange(len(ids)) == own, 1.0, 0.0)) / \
+            np.maximum(cnt - (np.arange(len(ids)) == own), 1)
+        link[own] = -np.inf
+        link[[inv[a] for a in anchors]] = -np.inf
+        best = int(np.argmax(link))
+        if link[best] >= threshold:
+            y[r] = ids[best]
 
 
 def _anchor_conflicts(y: np.ndarray, anchor: dict[int, int]) -> list[tuple[int, int]]:

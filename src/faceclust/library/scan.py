@@ -42,7 +42,7 @@ from .people import recluster
 #: Quality floor: faces with a smaller size (px, shorter box side as detected), a lower
 #: sharpness (variance of the Laplacian of the 64x64 grey crop) or a lower detector score
 #: are "unsure" -- kept, not clustered. Chosen on the shared real photos (docs/library.md).
-DEFAULT_QUALITY = {"min_size": 40.0, "min_sharpness": 20.0, "min_score": -0.5}
+DEFAULT_QUALITY = {"min_size": 40.0, "min_sharpness": 40.0, "min_score": 0.1}
 
 
 @dataclass
