@@ -252,6 +252,19 @@ def test_resolve_people_by_hand():
     assert out[3] != out[4]
 
 
+def test_face_confidence_matches_suggest_and_same_photo_pairs():
+    from faceclust.suggest import confidence
+    from faceclust.synth import make_faces
+
+    x, y = make_faces(300, 20, 16, seed=1)
+    full = confidence(x, y, scale=0.3, threshold=0.5)
+    rows = np.array([0, 5, 77, 299])
+    part = ppl.face_confidence(x, y, rows, scale=0.3, threshold=0.5)
+    np.testing.assert_allclose(part, full[rows], atol=1e-6)
+    pairs = ppl._same_photo_pairs(np.array([4, 9, 4, 4, 7, 9]))
+    assert sorted(map(tuple, np.sort(pairs, axis=1).tolist())) == [(0, 2), (0, 3), (1, 5), (2, 3)]
+
+
 def test_reads_while_a_scan_writes(album):
     root, db = album
     scan(root, db, backend=FakeBackend(), progress_bar=False)

@@ -86,6 +86,7 @@ class Library:
         self.root = Path(photos_dir).resolve()
         self.db = Path(db)
         self.thumbs = self.db.parent / "thumbs"
+        self._suggestions: tuple[int | None, list] = (None, [])
         connect(self.db).close()  # fail now (one line) if it is not a catalogue
 
     @contextmanager
@@ -281,15 +282,20 @@ class Library:
         with self.conn() as conn:
             dim = int(get_meta(conn, "dim", 0) or 0)
             state = get_meta(conn, "cluster_state") or {}
-            rows = conn.execute(
-                "SELECT id, person_id, embedding FROM faces WHERE hidden = 0 AND unsure = 0 AND "
-                "person_id IS NOT NULL ORDER BY id").fetchall()
+            where = "hidden = 0 AND unsure = 0 AND person_id IS NOT NULL"
+            n_rows = conn.execute(f"SELECT COUNT(*) FROM faces WHERE {where}").fetchone()[0]
+            gen = get_meta(conn, "generation", 0)
             pairs_html = ""
-            if len(rows) >= 3:
-                x = ppl.transform(embeddings(rows, dim), state.get("centre_mean"))
-                lab = np.array([r["person_id"] for r in rows], dtype=np.int64)
+            if n_rows >= 3:
                 diff = {(r["a"], r["b"]) for r in conn.execute("SELECT a, b FROM different")}
-                sugg = [(a, b, s) for a, b, s in suggest_merges(x, lab, top=top + len(diff), k=min(10, len(rows) - 1))
+                if self._suggestions[0] != gen:  # one kNN search per change of the catalogue
+                    rows = conn.execute(f"SELECT person_id, embedding FROM faces WHERE {where} "
+                                        "ORDER BY id").fetchall()
+                    x = ppl.transform(embeddings(rows, dim), state.get("centre_mean"))
+                    lab = np.array([r["person_id"] for r in rows], dtype=np.int64)
+                    self._suggestions = (gen, suggest_merges(x, lab, top=4 * top,
+                                                             k=min(10, len(rows) - 1)))
+                sugg = [(a, b, s) for a, b, s in self._suggestions[1]
                         if (min(a, b), max(a, b)) not in diff][:top]
                 names = {r["id"]: (r["name"], r["n"]) for r in self.people_list(conn)}
                 for a, b, s in sugg:

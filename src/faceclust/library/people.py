@@ -121,18 +121,24 @@ def resolve_people(
             moved[int(r)].add(anchor[int(p)])
     if moved and threshold is not None:
         _rejoin(y, x, moved, threshold)
+    sp = np.zeros((0, 2), np.int64)
     if same_photo is not None and len(same_photo):
         sp = np.asarray(same_photo, dtype=np.int64).reshape(-1, 2)
         both = (pinned[sp[:, 0]] >= 0) & (pinned[sp[:, 0]] == pinned[sp[:, 1]])
-        cl += [tuple(p) for p in sp[~both].tolist()]
+        sp = sp[~both]
     must = np.asarray(ml, dtype=np.int64).reshape(-1, 2)
-    for _ in range(8):  # 2. constraints; anchors of two people sharing a cluster conflict
-        out = apply_constraints(y, must, np.asarray(cl, dtype=np.int64).reshape(-1, 2), x,
-                                threshold=threshold)
+    out = y
+    for _ in range(8):  # 2. constraints; only pairs that share a cluster can conflict, so
+        # same-photo pairs and anchors are added when they do (a group photo has many pairs)
         extra = _anchor_conflicts(out, anchor)
-        if not extra:
+        extra += [tuple(p) for p in sp[out[sp[:, 0]] == out[sp[:, 1]]].tolist()]
+        seen = set(cl)
+        extra = [p for p in extra if p not in seen]
+        if not extra and out is not y:
             break
         cl += extra
+        out = apply_constraints(y, must, np.asarray(cl, dtype=np.int64).reshape(-1, 2), x,
+                                threshold=threshold)
     y = out
     # 3. clusters -> person ids
     person = np.full(n, -1, dtype=np.int64)
@@ -211,12 +217,10 @@ def recluster(conn: sqlite3.Connection, *, place_new: bool = False,
     Without ``place_new`` the current assignment is only re-resolved against the
     corrections (what every app action does). Returns what was done.
     """
-    from ..methods import IncrementalClusterer
-
     with write_tx(conn):
         dim = int(get_meta(conn, "dim", 0) or 0)
         rows = conn.execute(
-            "SELECT id, photo_id, placed, cluster, person_id, pinned, embedding FROM faces "
+            "SELECT id, photo_id, placed, cluster, person_id, pinned, confidence, embedding FROM faces "
             "WHERE hidden = 0 AND unsure = 0 ORDER BY id"
         ).fetchall()
         if not place_new:  # faces a scan has not placed yet wait for it
@@ -241,6 +245,8 @@ def recluster(conn: sqlite3.Connection, *, place_new: bool = False,
             labels = np.zeros(0, np.int64)
             xt = x
         elif place_new and (state is None or not placed.any()):
+            from ..methods import IncrementalClusterer
+
             if n >= 2:
                 inc = IncrementalClusterer(**params).fit(x)
                 labels = inc.labels_
@@ -251,6 +257,8 @@ def recluster(conn: sqlite3.Connection, *, place_new: bool = False,
             info.update(placed=n, refined=True)
             xt = transform(x, (state or {}).get("centre_mean"))
         elif place_new and (~placed).any():
+            from ..methods import IncrementalClusterer
+
             old, new = np.flatnonzero(placed), np.flatnonzero(~placed)
             order = np.concatenate([old, new])
             inc = IncrementalClusterer.from_state(
@@ -279,14 +287,20 @@ def recluster(conn: sqlite3.Connection, *, place_new: bool = False,
             labels, xt, pinned, prev, exclusions=excl, same_photo=_same_photo_pairs(photo),
             threshold=threshold, new_id=lambda: new_person(conn),
         )
+        old_conf = np.array([r["confidence"] if r["confidence"] is not None else np.nan
+                             for r in rows], dtype=np.float64)
         conf = np.ones(n)
         if n >= 2:
-            from ..suggest import confidence
-
             est = _estimate(state)
             thr = threshold if threshold is not None and np.isfinite(threshold) else 0.0
-            conf = confidence(xt, person, scale=_scale(est, thr), threshold=thr,
-                              k=min(10, max(2, n - 1)))
+            todo = np.arange(n)
+            if not place_new:  # a correction: only the people it touched
+                hit = (person != prev) | np.isnan(old_conf)
+                todo = np.flatnonzero(np.isin(person, person[hit]) | np.isin(person, prev[hit]))
+                conf = np.where(np.isnan(old_conf), 1.0, old_conf)
+            if len(todo):
+                conf[todo] = face_confidence(xt, person, todo, scale=_scale(est, thr),
+                                             threshold=thr, k=min(10, max(2, n - 1)))
         conf[pinned >= 0] = 1.0
         changed = int((person != prev).sum())
         conn.executemany(
@@ -302,6 +316,7 @@ def recluster(conn: sqlite3.Connection, *, place_new: bool = False,
         _drop_empty_people(conn)
         if state is not None:
             set_meta(conn, "cluster_state", state)
+        set_meta(conn, "generation", int(get_meta(conn, "generation", 0)) + 1)
         info["changed"] = changed
         return info
 
@@ -324,16 +339,43 @@ def _jsonable(v: Any) -> Any:
 
 
 def _same_photo_pairs(photo: np.ndarray) -> np.ndarray:
-    """Row pairs of faces detected in one photo."""
+    """Row pairs of faces detected in one photo (vectorised per group size)."""
     if not len(photo):
         return np.zeros((0, 2), np.int64)
     order = np.argsort(photo, kind="stable")
     ph = photo[order]
     starts = np.flatnonzero(np.r_[True, ph[1:] != ph[:-1]])
-    ends = np.r_[starts[1:], len(ph)]
-    pairs = [(int(order[a]), int(order[b])) for s, e in zip(starts, ends, strict=True) if e - s > 1
-             for a, b in combinations(range(s, e), 2)]
-    return np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
+    sizes = np.diff(np.r_[starts, len(ph)])
+    out = [np.zeros((0, 2), np.int64)]
+    for size in np.unique(sizes[sizes > 1]).tolist():
+        a, b = np.triu_indices(size, 1)
+        st = starts[sizes == size][:, None]
+        out.append(np.stack([order[(st + a).ravel()], order[(st + b).ravel()]], axis=1))
+    return np.concatenate(out).astype(np.int64)
+
+
+def face_confidence(x: np.ndarray, person: np.ndarray, rows: np.ndarray, *, scale: float,
+                    threshold: float, k: int = 10) -> np.ndarray:
+    """:func:`faceclust.suggest.confidence` of the faces ``rows`` only (same numbers):
+    margin between the mean cosine to their own person and to the best neighbouring one."""
+    from ..incremental import _search
+    from ..suggest import cluster_sums
+
+    ids, sums, cnt = cluster_sums(x, person)
+    own = np.searchsorted(ids, person[rows])
+    xr = x[rows]
+    size = cnt[own]
+    s_own = np.einsum("ij,ij->i", xr, sums[own]) - 1.0
+    a = np.where(size > 1, s_own / np.maximum(size - 1, 1), threshold)
+    _, nn = _search(x, xr, min(k + 1, len(x)))
+    cand = np.searchsorted(ids, person[nn])
+    other = cand != own[:, None]
+    r = np.repeat(np.arange(len(rows)), cand.shape[1])[other.ravel()]
+    c = cand[other]
+    b = np.full(len(rows), -1.0)
+    if len(c):
+        np.maximum.at(b, r, np.einsum("ij,ij->i", xr[r], sums[c]) / cnt[c])
+    return np.clip((a - b) / scale, 0.0, 1.0)
 
 
 def _drop_empty_people(conn: sqlite3.Connection) -> None:
