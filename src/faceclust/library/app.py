@@ -163,7 +163,7 @@ class Library:
             last = st["last_scan"]
             summary = (
                 f"<p class='muted'>{st['people']} people ({st['named_people']} named), "
-                f"{st['single_faces']} single faces, {st['unsure_faces']} unsure, "
+                f"{st['single_faces']} single face(s), {st['unsure_faces']} unsure, "
                 f"{st['photos_failed']} unreadable photos"
                 + (f"; last scan {_e(_when(last['finished_at']))}" if last else "; not scanned yet")
                 + "</p>"
@@ -295,8 +295,11 @@ class Library:
                     lab = np.array([r["person_id"] for r in rows], dtype=np.int64)
                     self._suggestions = (gen, suggest_merges(x, lab, top=4 * top,
                                                              k=min(10, len(rows) - 1)))
+                est = ppl._estimate(state)
+                floor = -np.inf if est is None else float(
+                    (est.impostor_mode + est.threshold) / 2)  # closer to "same" than to "different"
                 sugg = [(a, b, s) for a, b, s in self._suggestions[1]
-                        if (min(a, b), max(a, b)) not in diff][:top]
+                        if (min(a, b), max(a, b)) not in diff and s >= floor][:top]
                 names = {r["id"]: (r["name"], r["n"]) for r in self.people_list(conn)}
                 for a, b, s in sugg:
                     # keep the named / larger person
