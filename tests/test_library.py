@@ -265,6 +265,22 @@ def test_face_confidence_matches_suggest_and_same_photo_pairs():
     assert sorted(map(tuple, np.sort(pairs, axis=1).tolist())) == [(0, 2), (0, 3), (1, 5), (2, 3)]
 
 
+def test_incremental_from_state_continues_like_the_saved_estimator():
+    from faceclust.methods import IncrementalClusterer
+    from faceclust.synth import make_faces
+
+    x, _ = make_faces(900, 40, 32, seed=2)
+    a = IncrementalClusterer().fit(x[:600])
+    b = IncrementalClusterer.from_state(x[:600], a.labels_, threshold=a.threshold_,
+                                        estimate=a.estimate_, centre_mean=a.centre_mean_)
+    a.partial_fit(x[600:]).refine()
+    b.partial_fit(x[600:]).refine()
+    np.testing.assert_array_equal(a.labels_, b.labels_)
+    assert a.threshold_ == b.threshold_
+    with pytest.raises(InputError, match="labels"):
+        IncrementalClusterer.from_state(x[:10], np.arange(9), threshold=0.5)
+
+
 def test_reads_while_a_scan_writes(album):
     root, db = album
     scan(root, db, backend=FakeBackend(), progress_bar=False)

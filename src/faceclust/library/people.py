@@ -358,7 +358,7 @@ def face_confidence(x: np.ndarray, person: np.ndarray, rows: np.ndarray, *, scal
                     threshold: float, k: int = 10) -> np.ndarray:
     """:func:`faceclust.suggest.confidence` of the faces ``rows`` only (same numbers):
     margin between the mean cosine to their own person and to the best neighbouring one."""
-    from ..incremental import _search
+    from ..knn import search_topk
     from ..suggest import cluster_sums
 
     ids, sums, cnt = cluster_sums(x, person)
@@ -367,7 +367,7 @@ def face_confidence(x: np.ndarray, person: np.ndarray, rows: np.ndarray, *, scal
     size = cnt[own]
     s_own = np.einsum("ij,ij->i", xr, sums[own]) - 1.0
     a = np.where(size > 1, s_own / np.maximum(size - 1, 1), threshold)
-    _, nn = _search(x, xr, min(k + 1, len(x)))
+    _, nn = search_topk(x, xr, min(k + 1, len(x)))
     cand = np.searchsorted(ids, person[nn])
     other = cand != own[:, None]
     r = np.repeat(np.arange(len(rows)), cand.shape[1])[other.ravel()]

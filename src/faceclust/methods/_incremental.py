@@ -221,7 +221,7 @@ class IncrementalClusterer(BaseClusterer):
         """
         self = cls(**params)
         self._validate_params()
-        x = check_features(_sklearn_check(X), source="X")
+        x = check_features(sklearn_check(X), source="X")
         y = np.asarray(labels, dtype=np.int64).reshape(-1)
         if len(y) != len(x) or (len(y) and y.min() < 0):
             raise InputError(f"from_state: need {len(x)} labels >= 0, got {len(y)}")
