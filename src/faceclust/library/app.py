@@ -156,7 +156,7 @@ class Library:
             cards = "".join(
                 f"<div class='card person' data-id='{r['id']}' data-size='{r['n']}'>"
                 f"<h2><a href='/person/{r['id']}'>{_e(_person_label(r['id'], r['name']))}</a> "
-                f"<span class='n'>{r['n']} faces</span></h2>"
+                f"<span class='n'>{r['n']} face{'s' if r['n'] != 1 else ''}</span></h2>"
                 f"<div class='thumbs'>{self.thumbs_html(tops[r['id']])}</div></div>"
                 for r in rows
             )
