@@ -180,6 +180,11 @@ def test_quality_floor_keeps_small_faces_unclustered(tmp_path):
     tiny = [r for r in rows if r["path"] == "tiny.png"][0]
     assert tiny["unsure"] == 0
     assert tiny["person_id"] == [r for r in rows if r["path"] == "p0/0.png"][0]["person_id"]
+    # raising it again (nothing else changed) takes it out of its person
+    scan(root, tmp_path / "c.sqlite", backend=FakeBackend(), quality={"min_size": 30},
+         progress_bar=False)
+    tiny = [r for r in _faces(tmp_path / "c.sqlite") if r["path"] == "tiny.png"][0]
+    assert tiny["unsure"] == 1 and tiny["person_id"] is None
 
 
 def test_corrections_survive_rescans(album):

@@ -181,7 +181,7 @@ def scan(
     report = ScanReport(db=db)
     try:
         model, backend_name, options = _backend(conn, backend, backend_options, max_side)
-        qual = _quality(conn, quality)
+        qual, requalified = _quality(conn, quality)
         images = list_images(root)
         report.photos = len(images)
         todo = _reconcile(conn, root, images, report)
@@ -191,9 +191,12 @@ def scan(
                    qual, report, progress_bar)
         report.embed_seconds = time.perf_counter() - t_embed
         t_cl = time.perf_counter()
-        info = recluster(conn, place_new=True, params=params)
+        waiting = conn.execute("SELECT COUNT(*) FROM faces WHERE placed = 0 AND hidden = 0 "
+                               "AND unsure = 0").fetchone()[0]
+        if waiting or report.removed or report.changed or requalified:  # else nothing to do
+            info = recluster(conn, place_new=True, params=params)
+            report.placed = info["placed"]
         report.cluster_seconds = time.perf_counter() - t_cl
-        report.placed = info["placed"]
         report.seconds = time.perf_counter() - t0
         with write_tx(conn):
             conn.execute(
@@ -232,7 +235,9 @@ def _backend(conn, backend, options, max_side):
     return model, name, opts
 
 
-def _quality(conn, quality: dict[str, float] | None) -> dict[str, float]:
+def _quality(conn, quality: dict[str, float] | None) -> tuple[dict[str, float], bool]:
+    """The quality floor (stored); True when it changed and every face was re-marked."""
+    changed = False
     with write_tx(conn):
         stored = get_meta(conn, "quality") or dict(DEFAULT_QUALITY)
         q = {**stored, **{k: float(v) for k, v in (quality or {}).items() if v is not None}}
@@ -240,6 +245,7 @@ def _quality(conn, quality: dict[str, float] | None) -> dict[str, float]:
         if unknown:
             raise ParameterError(f"quality: unknown keys {sorted(unknown)}")
         if q != get_meta(conn, "quality"):
+            changed = get_meta(conn, "quality") is not None
             set_meta(conn, "quality", q)
             # re-mark every face; newly sure faces wait to be placed
             conn.execute(
@@ -247,7 +253,7 @@ def _quality(conn, quality: dict[str, float] | None) -> dict[str, float]:
                 (q["min_size"], q["min_sharpness"], q["min_score"]),
             )
             conn.execute("UPDATE faces SET placed = 0 WHERE unsure = 0 AND cluster IS NULL")
-    return q
+    return q, changed
 
 
 def _reconcile(conn, root: Path, images: list[str], report: ScanReport) -> list[tuple[str, str, int, int]]:
