@@ -348,3 +348,23 @@ def test_other_model_is_refused(album):
     with pytest.raises(InputError, match="not a faceclust catalogue"):
         (root / "x.sqlite").write_bytes(b"junk" * 100)
         connect(root / "x.sqlite")
+
+
+def test_move_target_parsing(album):
+    pytest.importorskip("starlette")
+    from faceclust.library.app import _parse_person
+
+    root, db = album
+    scan(root, db, backend=FakeBackend(), progress_bar=False)
+    conn = connect(db)
+    pid = _faces(db)[0]["person_id"]
+    ppl.name_person(conn, pid, "Alice")
+    assert _parse_person(conn, f"Alice #{pid}") == pid
+    assert _parse_person(conn, str(pid)) == pid
+    assert _parse_person(conn, " alice ") == pid
+    assert _parse_person(conn, "new") is None
+    assert _parse_person(conn, "") == "?"
+    bob = _parse_person(conn, "Bob 2")  # a new name ending in a number is a new person
+    assert bob not in (2, pid) and conn.execute("SELECT name FROM people WHERE id = ?",
+                                                 (bob,)).fetchone()[0] == "Bob 2"
+    conn.close()

@@ -427,7 +427,7 @@ def _parse_person(conn, text: str) -> int | None | str:
     text = " ".join(text.split())
     if text.lower() in ("new", "new person", "+"):
         return None
-    m = re.search(r"#?(\d+)$", text)
+    m = re.search(r"#(\d+)$", text) or re.fullmatch(r"(\d+)", text)
     if m and conn.execute("SELECT 1 FROM people WHERE id = ?", (int(m.group(1)),)).fetchone():
         return int(m.group(1))
     r = conn.execute("SELECT id FROM people WHERE name = ? COLLATE NOCASE", (text,)).fetchone()

@@ -468,7 +468,7 @@ def merge_people(conn: sqlite3.Connection, target: int, source: int) -> None:
         recluster(conn)
 
 
-def move_face(conn: sqlite3.Connection, face: int, to: int | None) -> int:
+def move_face(conn: sqlite3.Connection, face: int, to: int | None, *, action: str = "move") -> int:
     """Face ``face`` is person ``to`` (``None``: a new person). Returns the person id."""
     with write_tx(conn):
         f = _face(conn, face)
@@ -482,7 +482,7 @@ def move_face(conn: sqlite3.Connection, face: int, to: int | None) -> int:
         if old is not None and old != to:
             conn.execute("INSERT OR IGNORE INTO exclusions(face_id, person_id) VALUES (?, ?)", (face, old))
             ensure_anchor(conn, old, exclude_face=face)
-        log(conn, "move", face=face, person=to, other=old)
+        log(conn, action, face=face, person=to, other=old)
         recluster(conn)
     return int(to)
 
@@ -502,7 +502,7 @@ def not_person(conn: sqlite3.Connection, face: int, pid: int) -> None:
 
 def confirm_face(conn: sqlite3.Connection, face: int, pid: int) -> None:
     """Face ``face`` is person ``pid`` (the review queue's "yes")."""
-    move_face(conn, face, pid)
+    move_face(conn, face, pid, action="confirm")
 
 
 def different_people(conn: sqlite3.Connection, a: int, b: int) -> None:
