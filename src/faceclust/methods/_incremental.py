@@ -198,6 +198,47 @@ class IncrementalClusterer(BaseClusterer):
         self.touched_ = set()
         return labels
 
+    @classmethod
+    def from_state(
+        cls,
+        X: np.ndarray,
+        labels: np.ndarray,
+        *,
+        threshold: float,
+        estimate: object = None,
+        centre_mean: np.ndarray | None = None,
+        n_at_estimate: int | None = None,
+        **params: object,
+    ) -> IncrementalClusterer:
+        """A fitted estimator continuing a clustering kept elsewhere (e.g. a photo catalogue).
+
+        ``X`` are the faces' raw rows in the order they were added, ``labels`` their
+        clusters (>= 0), ``threshold``/``estimate``/``centre_mean`` what an earlier
+        estimator had in ``threshold_``/``estimate_``/``centre_mean_`` and
+        ``n_at_estimate`` the collection size at its last estimate (re-estimates then
+        follow the same growth schedule). ``partial_fit`` and ``refine`` continue from
+        here exactly as on the estimator that was saved.
+        """
+        self = cls(**params)
+        self._validate_params()
+        x = check_features(sklearn_check(X), source="X")
+        y = np.asarray(labels, dtype=np.int64).reshape(-1)
+        if len(y) != len(x) or (len(y) and y.min() < 0):
+            raise InputError(f"from_state: need {len(x)} labels >= 0, got {len(y)}")
+        self.stage_seconds_ = {}
+        self.n_features_in_ = x.shape[1]
+        self.centre_mean_ = None if centre_mean is None else np.asarray(centre_mean, np.float32)
+        self.features_ = self._transform(x)
+        self.labels_ = y.copy()
+        self.threshold_ = float(threshold)
+        self.estimate_ = estimate
+        self.explain_ = estimate.explain() if hasattr(estimate, "explain") else ""
+        self._n_at_estimate = int(n_at_estimate or len(x))
+        self.batch_seconds_ = []
+        self._batches_since_refine = 0
+        self.touched_ = set()
+        return self
+
     def _transform(self, x: np.ndarray) -> np.ndarray:
         """Unit rows in the space the clustering lives in (centred if ``auto`` centred)."""
         if self.centre_mean_ is None:
