@@ -295,7 +295,7 @@ class Library:
                     lab = np.array([r["person_id"] for r in rows], dtype=np.int64)
                     self._suggestions = (gen, suggest_merges(x, lab, top=4 * top,
                                                              k=min(10, len(rows) - 1)))
-                est = ppl._estimate(state)
+                est = ppl.saved_estimate(state)
                 floor = -np.inf if est is None else float(
                     (est.impostor_mode + est.threshold) / 2)  # closer to "same" than to "different"
                 sugg = [(a, b, s) for a, b, s in self._suggestions[1]
@@ -464,7 +464,7 @@ def make_thumb(photo: Path, box: tuple[float, float, float, float], target: Path
     """Square crop of ``box`` (full-size pixels) from ``photo`` -> ``target`` JPEG (atomic)."""
     from PIL import Image, ImageOps
 
-    from ..photos.gallery import _crop_box
+    from ..photos.gallery import crop_box
 
     try:
         with Image.open(photo) as im:
@@ -476,7 +476,7 @@ def make_thumb(photo: Path, box: tuple[float, float, float, float], target: Path
             ratio = im.size[0] / full_w
             im = ImageOps.exif_transpose(im).convert("RGB")
             scaled = np.asarray(box, dtype=np.float64) * ratio
-            crop = im.crop(_crop_box(scaled, im.width, im.height, margin))
+            crop = im.crop(crop_box(scaled, im.width, im.height, margin))
             crop = crop.resize((size, size), Image.Resampling.LANCZOS)
     except OSError:
         return None

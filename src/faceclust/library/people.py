@@ -191,7 +191,8 @@ def _anchor_conflicts(y: np.ndarray, anchor: dict[int, int]) -> list[tuple[int, 
 # ---------------------------------------------------------------------------- catalogue level
 
 
-def _estimate(state: dict[str, Any] | None):
+def saved_estimate(state: dict[str, Any] | None):
+    """The scale estimate stored in the library's clustering ``state``, or None."""
     from ..adaptive import ScaleEstimate
 
     if not state or not state.get("estimate"):
@@ -262,7 +263,7 @@ def recluster(conn: sqlite3.Connection, *, place_new: bool = False,
             old, new = np.flatnonzero(placed), np.flatnonzero(~placed)
             order = np.concatenate([old, new])
             inc = IncrementalClusterer.from_state(
-                x[old], cluster[old], threshold=state["threshold"], estimate=_estimate(state),
+                x[old], cluster[old], threshold=state["threshold"], estimate=saved_estimate(state),
                 centre_mean=state.get("centre_mean"), n_at_estimate=state.get("n_at_estimate"),
                 **params,
             )
@@ -291,7 +292,7 @@ def recluster(conn: sqlite3.Connection, *, place_new: bool = False,
                              for r in rows], dtype=np.float64)
         conf = np.ones(n)
         if n >= 2:
-            est = _estimate(state)
+            est = saved_estimate(state)
             thr = threshold if threshold is not None and np.isfinite(threshold) else 0.0
             todo = np.arange(n)
             if not place_new:  # a correction: only the people it touched
@@ -313,7 +314,7 @@ def recluster(conn: sqlite3.Connection, *, place_new: bool = False,
                      "WHERE (hidden = 0 AND unsure = 1) AND pinned IS NOT NULL")
         conn.execute("UPDATE faces SET person_id = NULL, confidence = NULL "
                      "WHERE hidden = 1 OR (unsure = 1 AND pinned IS NULL)")
-        _drop_empty_people(conn)
+        drop_empty_people(conn)
         if state is not None:
             set_meta(conn, "cluster_state", state)
         set_meta(conn, "generation", int(get_meta(conn, "generation", 0)) + 1)
@@ -378,7 +379,8 @@ def face_confidence(x: np.ndarray, person: np.ndarray, rows: np.ndarray, *, scal
     return np.clip((a - b) / scale, 0.0, 1.0)
 
 
-def _drop_empty_people(conn: sqlite3.Connection) -> None:
+def drop_empty_people(conn: sqlite3.Connection) -> None:
+    """Delete the people no face belongs to or is pinned to."""
     conn.execute("DELETE FROM people WHERE id NOT IN (SELECT person_id FROM faces "
                  "WHERE person_id IS NOT NULL) AND id NOT IN (SELECT pinned FROM faces "
                  "WHERE pinned IS NOT NULL)")

@@ -300,9 +300,9 @@ def _reconcile(conn, root: Path, images: list[str], report: ScanReport) -> list[
         conn.executemany("DELETE FROM photos WHERE id = ?", ids)  # faces cascade
         report.removed = len(gone)
         if ids:
-            from .people import _drop_empty_people
+            from .people import drop_empty_people
 
-            _drop_empty_people(conn)
+            drop_empty_people(conn)
     return todo
 
 

@@ -58,7 +58,7 @@ def _thumb_name(path: str, box: np.ndarray, size: int) -> str:
     return f"{h[:2]}/{h}.jpg"
 
 
-def _crop_box(box: np.ndarray, w: int, h: int, margin: float) -> tuple[int, int, int, int]:
+def crop_box(box: np.ndarray, w: int, h: int, margin: float) -> tuple[int, int, int, int]:
     """Square crop around ``box`` enlarged by ``margin`` on each side, kept inside the image."""
     x0, y0, x1, y1 = (float(v) for v in box)
     cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
@@ -90,7 +90,7 @@ def _thumbs_of_photo(job: tuple[str, list, int, float]) -> tuple[int, int]:
             im = ImageOps.exif_transpose(im).convert("RGB")
             for box, target in items:
                 scaled = np.asarray(box, dtype=np.float64) * ratio
-                crop = im.crop(_crop_box(scaled, im.width, im.height, margin))
+                crop = im.crop(crop_box(scaled, im.width, im.height, margin))
                 crop = crop.resize((size, size), Image.Resampling.LANCZOS)
                 target = Path(target)
                 target.parent.mkdir(parents=True, exist_ok=True)
