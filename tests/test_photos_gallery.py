@@ -260,6 +260,8 @@ def test_browser_small_gallery_links(small):
         page.goto((tmp / "g" / "index.html").as_uri())
         assert page.locator("section.cluster").count() == 4
         assert page.locator("section.singletons img").count() == 4
+        # on a loaded machine decoding can lag the load event: wait for every image
+        page.wait_for_function("[...document.images].every(e => e.complete)")
         widths = page.eval_on_selector_all(
             "img", "els => els.map(e => e.complete ? e.naturalWidth : -1)"
         )
