@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import shutil
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -196,10 +196,11 @@ def test_embed_on_ray_equals_one_process_and_resumes(pool, few_photos, tmp_path)
 
     # interrupted after the first shard: the re-run takes it from the checkpoint
     def stop_after_one_shard(todo, **kw):
-        for i, res in enumerate(runner(todo, **kw)):
-            yield res
-            if i == 0:
-                raise KeyboardInterrupt
+        with closing(runner(todo, **kw)) as inner:  # closing it kills its actors
+            for i, res in enumerate(inner):
+                yield res
+                if i == 0:
+                    raise KeyboardInterrupt
 
     again = tmp_path / "again.npz"
     with pytest.raises(KeyboardInterrupt):

@@ -545,26 +545,27 @@ def ray_embed_runner(pool: RayPool) -> Callable[..., Iterator[tuple]]:
 
     One actor per worker loads the model once; shards of ``batch_size``
     photos are handed to whichever actor is free and yielded when done, so
-    the driver checkpoints each finished shard. The actors live as long as
-    the Ray session. Workers must see the photos at the same path (one
-    machine, or a shared file system).
+    the driver checkpoints each finished shard. The actors are killed when
+    the run ends or is interrupted. Workers must see the photos at the same
+    path (one machine, or a shared file system).
     """
-
-    actors: dict[tuple, list] = {}  # kept for the session: a re-run does not reload the model
 
     def run(todo: list[str], *, backend: str, options: dict, max_side: int | None, root: str,
             batch_size: int) -> Iterator[tuple]:
         from ray.util import ActorPool
 
+        ray = _import_ray()
         shards = [todo[i : i + batch_size] for i in range(0, len(todo), batch_size)]
-        key = (backend, tuple(sorted(options.items())), max_side, root)
-        if key not in actors:
-            actor = _remote(_EmbedActor)
-            actors[key] = [actor.remote(backend, options, max_side, root)
-                           for _ in range(min(pool.workers, len(shards)))]
-        for results in ActorPool(actors[key]).map_unordered(
-            lambda a, shard: a.run.remote(shard), shards
-        ):
-            yield from results
+        actor = _remote(_EmbedActor)
+        actors = [actor.remote(backend, options, max_side, root)
+                  for _ in range(min(pool.workers, len(shards)))]
+        try:
+            for results in ActorPool(actors).map_unordered(
+                lambda a, shard: a.run.remote(shard), shards
+            ):
+                yield from results
+        finally:  # actors hold their CPUs until killed
+            for a in actors:
+                ray.kill(a)
 
     return run

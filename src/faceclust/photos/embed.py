@@ -419,6 +419,9 @@ def embed_folder(
                 if pool is not None:
                     pool.terminate()
                     pool.join()
+                close = getattr(results, "close", None)  # a runner's generator: stop its workers
+                if close is not None:
+                    close()
 
     table, no_face, failed = _merge_parts(_read_parts(part_dir), wanted, model.dim)
     table.root = str(root)
