@@ -49,8 +49,8 @@ __all__ = ["ADANETS_TRAIN_DEFAULTS", "AdaNets", "choose_threshold"]
 #: the original): its recurrence is the cost of inference.
 ADANETS_TRAIN_DEFAULTS: dict[str, Any] = {
     "k": 80, "lam": STRUCTURE_LAMBDA, "beta": 0.5, "train_graph": "knn", "train_k": 256,
-    "filter_hidden": 64, "filter_mlp": 512, "filter_steps": 300, "filter_batch": 256,
-    "filter_lr": 0.01, "gcn_hidden": 512, "gcn_out": 512, "gcn_steps": 600, "gcn_lr": 0.1,
+    "filter_hidden": 64, "filter_mlp": 512, "filter_steps": 100, "filter_batch": 128,
+    "filter_lr": 0.01, "gcn_hidden": 512, "gcn_out": 512, "gcn_steps": 300, "gcn_lr": 0.1,
     "gcn_sample": 128, "weighted": False, "top_n": 121, "val_fraction": 0.2,
 }
 ORIGINAL_THRESHOLD = 0.96
