@@ -84,7 +84,7 @@ def test_filter_matches_torch_lstm():
 
 TINY = dict(k=12, train_k=24, top_n=16, filter_hidden=8, filter_mlp=16, filter_steps=8,
             filter_batch=32, gcn_hidden=32, gcn_out=32, gcn_steps=30, gcn_sample=16,
-            val_fraction=0.25)
+            val_fraction=0.25, train_graph="knn")
 
 
 def test_train_then_cluster(tmp_path):
@@ -123,8 +123,9 @@ def test_errors(tmp_path):
         get_method("ada-nets").train(x, y, tmp_path / "m", bogus=1)
     with pytest.raises(ParameterError, match="graph"):
         get_method("ada-nets")(model=str(tmp_path), graph="full").fit(x)
-    get_method("ada-nets").train(x, y, tmp_path / "m", **{**TINY, "gcn_steps": 2,
-                                                          "filter_steps": 2})
+    meta = get_method("ada-nets").train(x, y, tmp_path / "m", **{
+        **TINY, "gcn_steps": 2, "filter_steps": 2, "train_graph": "adaptive"})
+    assert meta["train_graph"] == "adaptive"  # the default path runs end to end
     with pytest.raises(InputError, match="dimension"):
         get_method("ada-nets")(model=str(tmp_path / "m")).fit(x[:, :20] / np.linalg.norm(
             x[:, :20], axis=1, keepdims=True))
