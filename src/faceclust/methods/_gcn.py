@@ -483,7 +483,9 @@ class GcnVE(_GcnBase):
         Sub-graphs per GCN-E forward pass (bounds memory).
     link_roots : bool
         Link the roots left by GCN-E to their nearest root of higher confidence
-        (GCN-feature space) before the cut at tau; see :class:`GcnV`.
+        (GCN-feature space) before the cut at tau; see :class:`GcnV`. Default
+        False: not measured on the protocol for gcn-ve (no GCN-E training fitted
+        this session), and on the small synthetic round trip it merged people.
     """
 
     _parameter_constraints: ClassVar[dict[str, Constraint]] = {
@@ -498,7 +500,7 @@ class GcnVE(_GcnBase):
     def __init__(self, model: str | None = None, k: int | None = None,
                  min_sim: float | None = None, k_e: int | None = None,
                  ignore_ratio: float = 0.8, tau: float | None = None,
-                 batch_size: int = 256, link_roots: bool = True) -> None:
+                 batch_size: int = 256, link_roots: bool = False) -> None:
         self.model = model
         self.k = k
         self.min_sim = min_sim
