@@ -171,8 +171,15 @@ def test_tiny_inputs():
     assert AutoClusterer().fit(x).labels_.tolist() == [0, 1]
     with pytest.raises(ParameterError):
         estimate_scale(build_knn(blobs(n_ids=20, per=3)[0], k=5), alpha=-0.1)
-    with pytest.raises(InputError):
-        AutoClusterer().fit(blobs(n_ids=1, per=3)[0])
+    # N < 5: no scale can be estimated; everyone alone, said in explain_ (no error)
+    tiny = AutoClusterer().fit(blobs(n_ids=1, per=3)[0])
+    assert tiny.labels_.tolist() == [0, 1, 2] and "too few" in tiny.explain_
+    # ... unless the caller gives a threshold: then it is applied
+    x3 = blobs(n_ids=1, per=3)[0]
+    fixed = AutoClusterer(threshold=float((x3 @ x3.T).min()) - 1e-3).fit(x3)
+    assert fixed.labels_.tolist() == [0, 0, 0]
+    with pytest.raises(InputError):  # the estimate itself still refuses too few similarities
+        estimate_scale(build_knn(blobs(n_ids=1, per=3)[0], k=2))
 
 
 def test_big_identities_use_deeper_neighbours():

@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from scipy.ndimage import gaussian_filter1d
+from scipy.special import stdtrit
 
 from .errors import InputError, ParameterError
 from .knn import KnnGraph
@@ -49,6 +50,14 @@ _SMOOTH = 3.0
 CENTRE_MIN_MEAN2 = 0.1
 #: ... and chosen only if it raises the separation of the two modes by this factor.
 CENTRE_MIN_GAIN = 1.1
+#: Collections with fewer faces than this also get the stranger floor (:func:`stranger_floor`):
+#: their few neighbour lists cannot show two modes reliably (measured: random 5..30-face
+#: subsets of LFW, CelebA and ORL merged different people at pairwise precision ~0).
+SMALL_N = 50
+#: Below this many faces no scale can be estimated at all: everyone stays alone.
+MIN_N = 5
+#: Family-wise chance that a small collection of strangers gets any merge from the floor.
+FLOOR_ALPHA = 1e-3
 
 
 @dataclass
@@ -249,7 +258,15 @@ def min_error_split(vals: np.ndarray) -> tuple[float, bool]:
 
 
 def two_modes(vals: np.ndarray) -> dict[str, float | bool]:
-    """Split pooled similarities into two classes and describe each (modes, spread, weight)."""
+    """Split pooled similarities into two classes and describe each (modes, spread, weight).
+
+    Similarities that are (nearly) all equal have no second class: both modes are
+    their value and ``bimodal`` is False.
+    """
+    if len(vals) == 0 or float(vals.max() - vals.min()) < 1e-6:
+        v = float(vals.mean()) if len(vals) else float("nan")
+        return {"split": v, "impostor_mode": v, "genuine_mode": v, "separation": 0.0,
+                "impostor_frac": 1.0, "bimodal": False}
     split, ok = min_error_split(vals)
     h, c = _histogram(vals)
     dens = gaussian_filter1d(np.log1p(h), _SMOOTH)
@@ -329,6 +346,37 @@ def _from_modes(m: dict, *, k: int, k_est: int, alpha: float, n_rows: int,
         separation=float(m["separation"]), alpha=float(alpha), n_rows=int(n_rows),
         bimodal=bool(m["bimodal"]), notes=notes,
     )
+
+
+def stranger_floor(x: np.ndarray, alpha: float = FLOOR_ALPHA) -> float:
+    """Lowest cosine at which two faces of a *small* collection may be called one person.
+
+    The null model is "everyone is a stranger": the different-people similarities of
+    the collection's own pairs, located and scaled from the lowest quarter of all
+    ``M = N (N - 1) / 2`` pair similarities (``q25 - q10`` is 0.61 sigma for a normal
+    sample; same-person pairs sit above, so they barely move those quantiles while
+    at least ~half the pairs are strangers; never below the scale the median absolute
+    deviation of all pairs gives, which is steadier when pairs are few). The floor is ``mu + z sigma`` with ``z``
+    the ``1 - alpha / M`` quantile of Student's t with ``M - 1`` degrees of freedom
+    (the normal one, widened for the few pairs ``mu`` and ``sigma`` come from): in a
+    collection of strangers, the chance that any pair reaches it is about ``alpha``. O(N^2 D); meant for N < :data:`SMALL_N`.
+    Returns ``inf`` when the pairs have no spread (nothing stands out).
+    """
+    n = x.shape[0]
+    if n < 2:
+        return float("inf")
+    s = (x @ x.T)[np.triu_indices(n, 1)].astype(np.float64)
+    q10, q25, q50 = np.quantile(s, [0.10, 0.25, 0.50])
+    sigma = (q25 - q10) / 0.6080  # Phi^-1(0.25) - Phi^-1(0.10)
+    # two order statistics are a noisy scale when pairs are few: never below the MAD's
+    sigma = max(sigma, 1.4826 * float(np.median(np.abs(s - q50))))
+    if not sigma > 1e-6:
+        sigma = float(s.std())
+    if not sigma > 1e-6:
+        return float("inf")
+    mu = q25 + 0.6745 * sigma
+    z = float(stdtrit(len(s) - 1, 1.0 - alpha / len(s)))
+    return float(mu + z * sigma)
 
 
 def deep_row_sims(x: np.ndarray, k: int, rows: int = 500, seed: int = 0) -> np.ndarray:
@@ -411,7 +459,7 @@ def decide_centring(
 
 def set_attach(est: ScaleEstimate, attach: float | None, share: float, neighbours: int) -> None:
     """Fill ``est``'s attachment step: floor ``attach`` of the way between its two modes."""
-    if attach is None or not np.isfinite(est.threshold):
+    if attach is None or not (np.isfinite(est.threshold) and np.isfinite(est.impostor_mode)):
         est.attach_threshold = est.attach_share = est.attach_neighbours = None
         return
     est.attach_threshold = float(est.impostor_mode + attach * (est.genuine_mode - est.impostor_mode))
@@ -423,7 +471,7 @@ def set_join(est: ScaleEstimate, join: float | None, slots: float, share: float,
              touch: float, neighbours: int) -> None:
     """Fill ``est``'s cluster-joining step: floor ``join`` and touch ``touch`` of the way
     between its two modes (``join=None``: step off)."""
-    if join is None or not np.isfinite(est.threshold):
+    if join is None or not (np.isfinite(est.threshold) and np.isfinite(est.impostor_mode)):
         est.join_threshold = est.join_slots = est.join_share = est.join_back = None
         est.join_touch = est.join_neighbours = None
         return

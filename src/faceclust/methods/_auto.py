@@ -45,6 +45,8 @@ from typing import ClassVar
 import numpy as np
 
 from ..adaptive import (
+    MIN_N,
+    SMALL_N,
     ScaleEstimate,
     centred_graph_sims,
     decide_centring,
@@ -52,14 +54,25 @@ from ..adaptive import (
     estimate_scale_deep,
     set_attach,
     set_join,
+    stranger_floor,
 )
 from ..errors import ParameterError
-from ..graph import relabel
+from ..graph import connected_components, relabel
 from ..knn import KnnGraph, build_knn
 from ..stages.cluster_ops import attach_moves, average_linkage
 from ..stages.join import join_clusters
 from ..stages.linkage import centroid_average_linkage
-from ._base import BaseClusterer, Constraint, OneOf, Param, register
+from ._base import IDENTICAL_TOL, BaseClusterer, Constraint, OneOf, Param, register
+
+
+def _duplicates(x: np.ndarray) -> np.ndarray:
+    """Labels of a handful of rows: exact duplicates (cosine >= 1 - IDENTICAL_TOL) together."""
+    n = x.shape[0]
+    nrm = np.linalg.norm(x, axis=1)
+    cos = (x @ x.T) / np.outer(nrm, nrm)
+    u, v = np.nonzero(np.triu(cos >= 1.0 - IDENTICAL_TOL, 1))
+    return connected_components(u, v, n)
+
 
 #: Constraints of the parameters ``auto`` shares with ``incremental`` (which passes them on).
 LINKAGE_PARAMETERS: dict[str, Constraint] = {
@@ -197,8 +210,16 @@ class AutoClusterer(BaseClusterer):
 
     def _fit(self, x: np.ndarray | None, knn: KnnGraph | None) -> np.ndarray:
         n = knn.n if knn is not None else x.shape[0]
-        if n <= 2:
-            self._set_trivial(n)
+        if n < MIN_N and self.threshold is None:
+            self._set_trivial(n, f"only {n} face(s): too few to estimate a similarity scale, "
+                                 "so each is its own cluster apart from exact duplicates "
+                                 "(pass threshold= to merge)")
+            return _duplicates(x) if x is not None else np.arange(n, dtype=np.int64)
+        if n <= 2:  # a fixed threshold on one pair
+            self._set_trivial(n, f"{n} face(s), threshold fixed by the caller")
+            self.threshold_ = float(self.threshold)
+            if n == 2 and x is not None and float(x[0] @ x[1]) >= self.threshold:
+                return np.zeros(2, dtype=np.int64)
             return np.arange(n, dtype=np.int64)
         # set by faceclust.distributed.fit_ray: runs these same stages on Ray workers
         ex = getattr(self, "_executor", None)
@@ -240,7 +261,7 @@ class AutoClusterer(BaseClusterer):
             else:
                 graph = knn_builder(x, k=min(max(self.k, self.k_est), n - 1))
         centre, m2, sep_raw, sep_c = False, None, None, None
-        if x is not None and self.centre is not False:
+        if x is not None and self.centre is not False and n >= MIN_N:
             with self._stage("centre"):
                 centre, m2, sep_raw, sep_c = decide_centring(
                     x, graph, k_est=self.k_est, sample=self.sample, seed=self.seed
@@ -259,11 +280,15 @@ class AutoClusterer(BaseClusterer):
                         )
                     x = xc
         with self._stage("estimate"):
-            est = estimate_scale(
-                graph, k=min(self.k, graph.k), k_est=self.k_est, alpha=float(self.alpha),
-                sample=self.sample, seed=self.seed,
-            )
-            if not est.bimodal and x is not None and graph.k < min(160, n - 1):
+            if n < MIN_N:  # threshold given: nothing to estimate
+                self._set_trivial(n, f"only {n} faces: no scale estimated")
+                est = self.estimate_
+            else:
+                est = estimate_scale(
+                    graph, k=min(self.k, graph.k), k_est=self.k_est, alpha=float(self.alpha),
+                    sample=self.sample, seed=self.seed,
+                )
+            if n >= MIN_N and not est.bimodal and x is not None and graph.k < min(160, n - 1):
                 deep = estimate_scale_deep(x, k=min(self.k, graph.k), alpha=float(self.alpha),
                                            seed=self.seed)
                 if deep.bimodal:
@@ -275,8 +300,28 @@ class AutoClusterer(BaseClusterer):
             if self.threshold is not None:
                 est.notes.append(f"threshold fixed by the caller at {float(self.threshold):g}")
                 est.threshold = float(self.threshold)
+            floor = -np.inf
+            if self.threshold is None and n < SMALL_N and x is not None:
+                floor = stranger_floor(x)
+                if not floor <= est.threshold:
+                    est.notes.append(
+                        f"small collection ({n} faces): merges need a cosine >= {floor:.4f}, "
+                        "the level a pair of strangers reaches with <= 0.1% chance here "
+                        f"(the neighbour modes alone gave {est.threshold:.4f})"
+                    )
+                    # exact duplicates are one face whatever the floor says
+                    est.threshold = min(floor, 1.0 - IDENTICAL_TOL)
+                    if not floor < 1.0:
+                        est.notes.append("no pair stands out from the rest: everyone alone "
+                                         "(exact duplicates aside)")
         set_attach(est, self.attach, self.attach_share, min(self.k_est, graph.k) - 1)
-        set_join(est, self.join if x is not None else None, self.join_slots, self.join_share,
+        if est.attach_threshold is not None and est.attach_threshold < floor:
+            est.attach_threshold = float(floor) if np.isfinite(floor) else None
+            if est.attach_threshold is None:
+                est.attach_share = est.attach_neighbours = None
+        # cluster joining is off under the stranger floor (small collections: precision first)
+        join = self.join if x is not None and floor == -np.inf else None
+        set_join(est, join, self.join_slots, self.join_share,
                  self.join_back, self.join_touch, min(self.k_est, graph.k) - 1)
         if self.join is not None and x is None:
             est.notes.append("cluster joining skipped: it needs the features, not only a kNN graph")
@@ -339,12 +384,18 @@ class AutoClusterer(BaseClusterer):
         out[pts] = targets
         return relabel(out)
 
-    def _set_trivial(self, n: int) -> None:
+    def _fit_identical(self, x: np.ndarray, knn: KnnGraph | None) -> np.ndarray:
+        n = x.shape[0]
+        self._set_trivial(n, f"all {n} face(s) are the same embedding: one cluster"
+                          if n > 1 else "one face: one cluster")
+        return np.zeros(n, dtype=np.int64)
+
+    def _set_trivial(self, n: int, note: str) -> None:
         est = ScaleEstimate(
             threshold=float("nan"), k=int(self.k), k_est=int(self.k_est), impostor_mode=float("nan"),
             genuine_mode=float("nan"), split=float("nan"), impostor_frac=float("nan"),
             separation=float("nan"), alpha=float(self.alpha), n_rows=n, bimodal=False,
-            notes=[f"only {n} point(s): each is its own cluster"],
+            notes=[note],
         )
         self.estimate_ = est
         self.threshold_ = est.threshold

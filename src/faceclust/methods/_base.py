@@ -109,7 +109,10 @@ class BaseClusterer(ClusterMixin, BaseEstimator):
                 f"{self.method_name}: kNN graph has {knn.n} rows but X has {x.shape[0]} samples"
             )
         self._validate_params()
-        labels = self._fit(x, knn)
+        if x is not None and all_identical(x):
+            labels = self._fit_identical(x, knn)
+        else:
+            labels = self._fit(x, knn)
         if constraints is not None:
             from ..stages.constraints import apply_constraints, as_constraints
 
@@ -164,6 +167,16 @@ class BaseClusterer(ClusterMixin, BaseEstimator):
     def _fit(self, x: np.ndarray | None, knn: KnnGraph | None) -> np.ndarray:
         raise NotImplementedError
 
+    def _fit_identical(self, x: np.ndarray, knn: KnnGraph | None) -> np.ndarray:
+        """Labels when every row of ``x`` is the same direction (also N = 1): one cluster.
+
+        Identical embeddings are the same face; no method can split them by
+        similarity, and kNN lists over exact ties are arbitrary (a tie-broken graph
+        made fc-es, aro and dbscan return hundreds of clusters). Override to keep
+        state a method needs (``incremental``) or to record an explanation (``auto``).
+        """
+        return np.zeros(x.shape[0], dtype=np.int64)
+
     @contextmanager
     def _stage(self, name: str) -> Iterator[None]:
         """Time a stage into ``stage_seconds_[name]``."""
@@ -176,8 +189,15 @@ class BaseClusterer(ClusterMixin, BaseEstimator):
             )
 
     def _knn(self, x: np.ndarray | None, knn: KnnGraph | None, k: int) -> KnnGraph:
-        """The kNN graph to use: ``knn`` truncated to ``k`` if given, else ``build_knn(x, k)`` (exact up to 100K points, ivf-blas beyond)."""
+        """The kNN graph to use: ``knn`` truncated to ``k`` if given, else ``build_knn(x, k)`` (exact up to 100K points, ivf-blas beyond).
+
+        A ``k`` beyond the collection (``k >= N``, e.g. the published ``k=80`` on 30
+        faces) is reduced to ``N - 1``: every other point is then a neighbour.
+        """
         with self._stage("knn"):
+            n = knn.n if knn is not None else (x.shape[0] if x is not None else 0)
+            if n >= 2:
+                k = min(k, n - 1)
             if knn is not None:
                 if knn.k < k:
                     raise ParameterError(
@@ -202,6 +222,32 @@ class BaseClusterer(ClusterMixin, BaseEstimator):
         with self._stage("reorder"):
             order = locality_order(graph)
             return graph.permute(order), order
+
+
+#: Rows whose cosine to the first row is at least ``1 - IDENTICAL_TOL`` count as the same
+#: direction (float32 dot products of equal unit vectors differ from 1 by ~1e-7).
+IDENTICAL_TOL = 1e-5
+
+
+def all_identical(x: np.ndarray, *, tol: float = IDENTICAL_TOL) -> bool:
+    """True when every unit row of ``x`` points the same way (within ``tol`` in cosine).
+
+    Cheap: the first 1,024 rows decide for nearly every real input; only a
+    collection that starts with duplicates is scanned further (O(N D), in blocks).
+    """
+    n = x.shape[0]
+    if n <= 1:
+        return True
+    ref = x[0] / np.linalg.norm(x[0])
+    bounds = [0, min(n, 1024), *range(1024 + (1 << 16), n, 1 << 16), n]
+    for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
+        if hi <= lo:
+            continue
+        block = x[lo:hi]  # rows are unit to 1e-4 only (check_features' tolerance): divide
+        cos = (block @ ref) / np.linalg.norm(block, axis=1)
+        if float(cos.min()) < 1.0 - tol:
+            return False
+    return True
 
 
 def sklearn_check(X: object) -> np.ndarray:

@@ -32,7 +32,7 @@ from typing import ClassVar
 import numpy as np
 
 from .._validation import check_features
-from ..adaptive import estimate_scale, estimate_scale_deep, set_attach, set_join
+from ..adaptive import SMALL_N, estimate_scale, estimate_scale_deep, set_attach, set_join
 from ..errors import InputError
 from ..graph import group_sums
 from ..knn import KnnGraph, build_knn, search_topk
@@ -238,6 +238,8 @@ class IncrementalClusterer(BaseClusterer):
         self._batches_since_refine = 0
         self.touched_ = set()
         return self
+    def _fit_identical(self, x: np.ndarray, knn: KnnGraph | None) -> np.ndarray:
+        return self._fit(x, knn)  # ``auto`` gives one cluster; the state for partial_fit is kept
 
     def _transform(self, x: np.ndarray) -> np.ndarray:
         """Unit rows in the space the clustering lives in (centred if ``auto`` centred)."""
@@ -278,6 +280,8 @@ class IncrementalClusterer(BaseClusterer):
         """
         n = len(self.features_)
         if not self.reestimate or self.threshold is not None or n <= self._n_at_estimate:
+            return
+        if n < SMALL_N:  # keep auto's small-collection threshold (stranger floor)
             return
         if n < (_REFINE_GROWTH if force else _REESTIMATE_GROWTH) * self._n_at_estimate:
             return
