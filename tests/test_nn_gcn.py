@@ -7,19 +7,20 @@ import json
 import numpy as np
 import pytest
 import scipy.sparse as sp
-import torch
 from click.testing import CliRunner
 
-from faceclust.cli import main
-from faceclust.errors import InputError, ParameterError
-from faceclust.knn import build_knn
-from faceclust.methods import get_method
-from faceclust.methods._gcn import train_gcn_e_model, train_gcn_v_model
-from faceclust.metrics import evaluate
-from faceclust.nn.checkpoint import load_checkpoint
-from faceclust.nn.gcn_e import GCNE, build_batch, edge_candidates
-from faceclust.nn.gcn_v import GCNV, load_gcn_v, save_gcn_v
-from faceclust.nn.layers import GraphConv, knn_adjacency, row_normalize, to_torch_sparse
+torch = pytest.importorskip("torch")  # the learn extra: faceclust[learn]
+
+from faceclust.cli import main  # noqa: E402
+from faceclust.errors import InputError, ParameterError  # noqa: E402
+from faceclust.knn import build_knn  # noqa: E402
+from faceclust.methods import get_method  # noqa: E402
+from faceclust.methods._gcn import train_gcn_e_model, train_gcn_v_model  # noqa: E402
+from faceclust.metrics import evaluate  # noqa: E402
+from faceclust.nn.checkpoint import load_checkpoint  # noqa: E402
+from faceclust.nn.gcn_e import GCNE, build_batch, edge_candidates  # noqa: E402
+from faceclust.nn.gcn_v import GCNV, load_gcn_v, save_gcn_v  # noqa: E402
+from faceclust.nn.layers import GraphConv, knn_adjacency, row_normalize, to_torch_sparse  # noqa: E402
 
 
 @pytest.fixture(scope="module", autouse=True)

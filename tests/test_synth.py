@@ -235,10 +235,20 @@ def test_cli_synth_bad_args(tmp_path, args, match):
 
 
 def test_cli_synth_missing_out_dir(tmp_path):
+    # README's `--out data/part1` in a fresh clone: the folder is created
     res = CliRunner().invoke(
         main, ["synth", "--n", "10", "--ids", "2", "--out", str(tmp_path / "nope" / "o")]
     )
-    assert res.exit_code == 2 and "does not exist" in res.output
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "nope" / "o.npy").exists() and (tmp_path / "nope" / "o.meta").exists()
+    # a second run refuses to replace them unless --force
+    args = ["synth", "--n", "10", "--ids", "2", "--seed", "1", "--out", str(tmp_path / "nope" / "o")]
+    before = (tmp_path / "nope" / "o.npy").read_bytes()
+    res = CliRunner().invoke(main, args)
+    assert res.exit_code == 2 and "--force" in res.output
+    assert (tmp_path / "nope" / "o.npy").read_bytes() == before
+    assert CliRunner().invoke(main, [*args, "--force"]).exit_code == 0
+    assert (tmp_path / "nope" / "o.npy").read_bytes() != before
 
 
 def test_cli_synth_dlib_preset(tmp_path):

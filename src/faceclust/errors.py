@@ -19,3 +19,7 @@ class InputError(FaceclustError, ValueError):
 
 class ParameterError(FaceclustError, ValueError):
     """A parameter value is out of range or of the wrong kind."""
+
+
+class MissingDependencyError(FaceclustError, ImportError):
+    """An optional dependency (an extra such as ``faceclust[learn]``) is not installed."""

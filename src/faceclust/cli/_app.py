@@ -1,14 +1,17 @@
 """The ``faceclust`` command group and its error handling.
 
 Every command module under :mod:`faceclust.cli` attaches its commands to
-:data:`main`. A :class:`~faceclust.errors.FaceclustError` (or a missing file)
-is printed as one line ``faceclust: error: ...`` with exit status 2; with
+:data:`main`. A :class:`~faceclust.errors.FaceclustError` (or any ``OSError``:
+a missing file, a full disk) is printed as one line ``faceclust: error: ...`` with exit status 2; with
 ``--debug`` the traceback is shown instead.
 """
 
 from __future__ import annotations
 
+import os
+import re
 import sys
+from pathlib import Path
 
 import click
 
@@ -19,7 +22,7 @@ class _Group(click.Group):
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
-        except (FaceclustError, FileNotFoundError, IsADirectoryError, PermissionError) as exc:
+        except (FaceclustError, OSError) as exc:
             if ctx.obj and ctx.obj.get("debug"):
                 raise
             click.echo(f"faceclust: error: {_one_line(exc)}", err=True)
@@ -31,9 +34,19 @@ class _Group(click.Group):
             sys.exit(2)
 
 
+#: atomic_write's temporary file ``DIR/.NAME.RANDOM.tmp``: errors name the user's ``DIR/NAME``.
+_TMP_NAME = re.compile(r"^\.(?P<name>.+)\.[^.]+\.tmp$")
+
+
 def _one_line(exc: BaseException) -> str:
     if isinstance(exc, OSError) and exc.filename:
-        return f"{exc.filename}: {exc.strerror or exc}"
+        path = Path(os.fsdecode(exc.filename))
+        m = _TMP_NAME.match(path.name)
+        if m:
+            path = path.with_name(m.group("name"))
+        return f"{path}: {exc.strerror or exc}"
+    if isinstance(exc, OSError):
+        return f"cannot read or write a file: {exc.strerror or exc}"
     return " ".join(str(exc).split())
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import click
@@ -30,8 +31,8 @@ def _parse_method_settings(items: tuple[str, ...]) -> dict[str, dict[str, object
 @click.option("--gt", default=None, type=click.Path(dir_okay=False),
               help="Ground-truth labels (.meta text or .npy), one per row.")
 @click.option("--knn", "knn_path", type=click.Path(dir_okay=False), default=None,
-              help="Precomputed kNN graph shared by all methods (default: build an exact one "
-                   "with the largest k needed).")
+              help="Precomputed kNN graph shared by all methods (default: build one with the "
+                   "largest k needed, index auto: exact up to 100,000 points, ivf-blas above).")
 @click.option("--dim", type=int, default=None, help="Feature dimension of a raw .bin file.")
 @click.option("--methods", "method_list", default=None,
               help="Comma-separated method names (default: every unsupervised method).")
@@ -50,7 +51,8 @@ def bench_cmd(features, gt, knn_path, dim, method_list, settings, out, report_di
     Prints a Markdown table (pairwise/BCubed P, R, F, NMI, clusters, seconds,
     per-stage seconds, peak memory increase in MB) and writes it to
     OUT/bench.md, with all numbers in OUT/bench.json. A method that fails is
-    listed with its error instead of stopping the run.
+    listed with its error instead of stopping the run, and the exit status is
+    then 1 (0 only when every method ran).
     """
     if report_dir is not None:
         from ..report import write_report as write_md_report
@@ -74,17 +76,25 @@ def bench_cmd(features, gt, knn_path, dim, method_list, settings, out, report_di
         if "kmeans" in names:
             checked.setdefault("kmeans", {}).setdefault("n_clusters", 1)
         make_estimators(names, checked)  # fail fast on unknown names / keys
+    from ._preflight import check_out_dir, writing
+
+    if names is not None and any(not m for m in names):
+        raise ParameterError(f"--methods {method_list!r} has an empty name")
     out_dir = Path(out)
     if out_dir.exists() and not out_dir.is_dir():
         raise ParameterError(f"--out {out}: exists and is not a directory")
+    check_out_dir(out_dir)
     x = load_features(features, dim)
     labels = io.read_labels(gt, n=x.shape[0])
     knn = io.read_knn(knn_path, n=x.shape[0]) if knn_path else None
     report = run_bench(x, labels, names, params, knn=knn, name=Path(features).name)
-    write_report(report, out_dir)
+    with writing(out_dir):
+        write_report(report, out_dir)
     click.echo(report.to_markdown(), nl=False)
     failed = [r.method for r in report.results if r.error is not None]
     msg = f"wrote {out_dir / 'bench.md'} and {out_dir / 'bench.json'}"
     if failed:
         msg += f"; failed: {', '.join(failed)}"
     click.echo(msg, err=True)
+    if failed:
+        sys.exit(1)

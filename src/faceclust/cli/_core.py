@@ -2,7 +2,7 @@
 
 The contract other commands extend:
 
-* ``faceclust knn FEATURES --k 80 [--index flat|ivf|ivf-blas|hnsw] --out KNN.npz``
+* ``faceclust knn FEATURES --k 80 [--index auto|flat|ivf|ivf-blas|hnsw] --out KNN.npz``
 * ``faceclust cluster FEATURES --method NAME [--knn KNN.npz] [--set key=value ...]
   [--must-link PAIRS] [--cannot-link PAIRS] --out LABELS``
 * ``faceclust eval --pred LABELS --gt LABELS [--json]``
@@ -130,26 +130,41 @@ def methods_cmd() -> None:
 
 @main.command("knn")
 @click.argument("features", type=click.Path(dir_okay=False))
-@click.option("--k", "k", default=80, show_default=True, help="Neighbours per point, self included.")
-@click.option("--index", type=click.Choice(INDEX_KINDS), default="flat", show_default=True)
+@click.option("--k", "k", default=80, show_default=True,
+              help="Neighbours per point, self included (1 <= k < N).")
+@click.option("--index", type=click.Choice(INDEX_KINDS), default="auto", show_default=True,
+              help="auto: exact search up to 100,000 points (numpy up to 4,096, faiss flat "
+                   "beyond), ivf-blas above (recall@80 about 0.96, minutes instead of hours); "
+                   "flat/numpy: exact; ivf, ivf-blas, hnsw: approximate.")
 @click.option("--dim", type=int, default=None, help="Feature dimension of a raw .bin file.")
 @click.option("--nlist", type=int, default=None, help="IVF cells (ivf: min(4096, 8*sqrt N); ivf-blas: ~5.4*sqrt N, <= 8192).")
 @click.option("--nprobe", type=int, default=None, help="IVF cells probed (ivf: min(128, nlist); ivf-blas: max(16, nlist/128)).")
-@click.option("--hnsw-m", type=int, default=32, show_default=True)
+@click.option("--hnsw-m", type=int, default=32, show_default=True,
+              help="HNSW links per node (hnsw only).")
 @click.option("--ef-search", type=int, default=None, help="HNSW search breadth (default max(2k,128)).")
 @click.option("--recall-sample", type=int, default=1000, show_default=True,
               help="Rows checked against exact search for ivf/hnsw (0 to skip).")
-@click.option("--cache-dir", type=click.Path(file_okay=False), default=None)
+@click.option("--cache-dir", type=click.Path(file_okay=False), default=None,
+              help="Keep the graph there under a hash of features and parameters; reused "
+                   "by the next identical call.")
+@click.option("--force", is_flag=True, help="Replace OUT if it exists (default: refuse).")
 @click.option("--out", required=True, type=click.Path(dir_okay=False),
               help="Output .npz in learn-to-cluster's format (key data: ids, 1-sim).")
 @backend_options
-def knn_cmd(features, k, index, dim, nlist, nprobe, hnsw_m, ef_search, recall_sample, cache_dir, out,
-            backend, address, ray_cpus):
-    """Build the cosine kNN graph of FEATURES and write it in learn-to-cluster's .npz format."""
-    from .. import io
+def knn_cmd(features, k, index, dim, nlist, nprobe, hnsw_m, ef_search, recall_sample, cache_dir,
+            force, out, backend, address, ray_cpus):
+    """Build the cosine kNN graph of FEATURES and write it in learn-to-cluster's .npz format.
 
-    io.check_output_path(out, [features])
+    The default --index auto searches exactly up to 100,000 points and uses the
+    approximate ivf-blas index above (as `faceclust cluster` does).
+    """
+    from .. import io
+    from ._preflight import check_out_file, writing
+
+    check_out_file(out, [features], force=force, exts=(".npz",), what="kNN output")
     x = load_features(features, dim)
+    if isinstance(k, int) and 0 < k < x.shape[0]:  # size known: (N, 2, k) float32
+        check_out_file(out, [features], force=force, size=x.shape[0] * k * 8)
     with ray_session_for(backend, address, ray_cpus) as pool:
         t0 = time.perf_counter()
         if pool is None:
@@ -160,6 +175,7 @@ def knn_cmd(features, k, index, dim, nlist, nprobe, hnsw_m, ef_search, recall_sa
 
             graph = build_knn_ray(x, k, pool=pool, index=index, nlist=nlist, nprobe=nprobe)
         secs = time.perf_counter() - t0
+    index = str(graph.meta.get("index", index))
     msg = f"kNN ({index}) N={graph.n} k={graph.k} in {secs:.1f} s"
     if pool is not None:
         msg += (f" on Ray ({pool.workers} workers, start-up {pool.init_seconds:.1f} s, "
@@ -167,7 +183,8 @@ def knn_cmd(features, k, index, dim, nlist, nprobe, hnsw_m, ef_search, recall_sa
     if index in ("ivf", "ivf-blas", "hnsw") and recall_sample > 0:
         msg += f"; recall@{graph.k} on {min(recall_sample, graph.n)} rows = "
         msg += f"{knn_recall(graph, x, sample=recall_sample):.4f}"
-    io.write_knn(out, graph, fmt="ltc", protect=[features])
+    with writing(out):
+        io.write_knn(out, graph, fmt="ltc", protect=[features])
     click.echo(f"{msg} -> {out}", err=True)
 
 
@@ -206,9 +223,12 @@ def cluster_cmd(features, method, preset, knn_path, dim, settings, model, gt, ex
     """
     from .. import io
     from ..metrics import evaluate
+    from ._preflight import check_out_file, writing
 
     inputs = [p for p in (features, knn_path, gt, must_link, cannot_link) if p]
-    io.check_output_path(out, inputs)
+    check_out_file(out, inputs, exts=io.LABEL_EXTENSIONS, what="labels output")
+    if method is not None and not method.strip():
+        raise ParameterError("--method is empty; see `faceclust methods` for the names")
     method = method or PRESETS[preset]
     params = parse_set(settings)
     if model is not None:
@@ -242,7 +262,8 @@ def cluster_cmd(features, method, preset, knn_path, dim, settings, model, gt, ex
             labels = fit_ray(est, x, pool=pool, knn=knn, constraints=constraints).labels_
             click.echo(f"Ray: {est.ray_info_} (start-up {pool.init_seconds:.1f} s)", err=True)
         secs = time.perf_counter() - t0
-    io.write_labels(out, labels, protect=inputs)
+    with writing(out):
+        io.write_labels(out, labels, protect=inputs)
     stages = ", ".join(f"{k} {v:.2f}s" for k, v in est.stage_seconds_.items())
     n_clusters = len(np.unique(labels[labels >= 0])) + int((labels < 0).sum())
     click.echo(f"{method}: {len(labels)} samples -> {n_clusters} clusters in {secs:.2f} s "

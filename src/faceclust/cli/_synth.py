@@ -17,14 +17,17 @@ from ._app import main
 @click.option("--dim", type=int, default=256, show_default=True, help="Embedding dimension.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed (>= 0).")
 @click.option("--out", "out", type=str, required=True,
-              help="Output prefix: writes PREFIX.npy (or .bin) and PREFIX.meta.")
+              help="Output prefix: writes PREFIX.npy (or .bin) and PREFIX.meta; missing "
+                   "folders are created.")
+@click.option("--force", is_flag=True, help="Replace existing output files (default: refuse).")
 @click.option("--format", "fmt", type=click.Choice(["npy", "bin"]), default="npy",
               show_default=True, help="Feature file format (.bin: raw float32, learn-to-cluster).")
 @click.option("--preset", type=click.Choice(["arcface", "dlib", "hard"]), default="arcface",
               show_default=True,
               help="arcface: LFW-calibrated, different people at cosine ~0.01; dlib: ~0.83; "
                    "hard: arcface with more look-alikes, outliers and noise.")
-def synth_cmd(n: int, n_ids: int, dim: int, seed: int, out: str, fmt: str, preset: str) -> None:
+def synth_cmd(n: int, n_ids: int, dim: int, seed: int, out: str, force: bool, fmt: str,
+              preset: str) -> None:
     """Generate N synthetic L2-normalised face embeddings of IDS identities (seeded)."""
     from ..synth import PRESETS, write_faces
 
@@ -41,10 +44,17 @@ def synth_cmd(n: int, n_ids: int, dim: int, seed: int, out: str, fmt: str, prese
     prefix = Path(out)
     if not prefix.name or prefix.name in (".", ".."):
         raise ParameterError(f"--out {out!r} must name a file prefix, not a directory")
-    if not prefix.parent.is_dir():
-        raise ParameterError(f"--out: output directory {str(prefix.parent)!r} does not exist")
+    from ._preflight import check_out_dir, check_out_file, writing
+
+    folder = prefix.parent if str(prefix.parent) else Path(".")
+    if not folder.is_dir():
+        check_out_dir(folder)  # README: `--out data/part1` in a fresh clone
+    feat_path = prefix.parent / f"{prefix.name}.{fmt}"
+    check_out_file(feat_path, force=force, size=n * dim * 4)
+    check_out_file(prefix.parent / f"{prefix.name}.meta", force=force)
     t0 = time.perf_counter()
-    feat, meta = write_faces(prefix, n, n_ids, dim, seed, fmt=fmt, config=PRESETS[preset])
+    with writing(feat_path):
+        feat, meta = write_faces(prefix, n, n_ids, dim, seed, fmt=fmt, config=PRESETS[preset])
     secs = time.perf_counter() - t0
     click.echo(f"synth: wrote {n} x {dim} float32 embeddings of {n_ids} identities "
                f"({preset}, seed {seed}) to {feat} and labels to {meta} in {secs:.2f} s")

@@ -16,6 +16,7 @@ own ``k``.
 
 from __future__ import annotations
 
+import inspect
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -191,13 +192,14 @@ class BaseClusterer(ClusterMixin, BaseEstimator):
     def _knn(self, x: np.ndarray | None, knn: KnnGraph | None, k: int) -> KnnGraph:
         """The kNN graph to use: ``knn`` truncated to ``k`` if given, else ``build_knn(x, k)`` (exact up to 100K points, ivf-blas beyond).
 
-        A ``k`` beyond the collection (``k >= N``, e.g. the published ``k=80`` on 30
-        faces) is reduced to ``N - 1``: every other point is then a neighbour.
+        The method's *default* ``k`` (e.g. the published ``k=80``) is reduced to
+        ``N - 1`` on a smaller collection (every other point is then a neighbour); a
+        ``k >= N`` the caller chose is an error.
         """
         with self._stage("knn"):
             n = knn.n if knn is not None else (x.shape[0] if x is not None else 0)
-            if n >= 2:
-                k = min(k, n - 1)
+            if n >= 2 and k >= n and k == _default_k(type(self)):
+                k = n - 1
             if knn is not None:
                 if knn.k < k:
                     raise ParameterError(
@@ -222,6 +224,12 @@ class BaseClusterer(ClusterMixin, BaseEstimator):
         with self._stage("reorder"):
             order = locality_order(graph)
             return graph.permute(order), order
+
+
+def _default_k(cls: type) -> object:
+    """The default of ``cls.__init__``'s ``k`` parameter (None if it has none)."""
+    param = inspect.signature(cls.__init__).parameters.get("k")
+    return None if param is None else param.default
 
 
 #: Rows whose cosine to the first row is at least ``1 - IDENTICAL_TOL`` count as the same

@@ -8,6 +8,17 @@
 
 from __future__ import annotations
 
+try:
+    import safetensors  # noqa: F401
+    import torch  # noqa: F401
+except ImportError as exc:  # the learn extra is not installed
+    from ..errors import MissingDependencyError
+
+    raise MissingDependencyError(
+        f"the supervised methods (gcn-v, gcn-ve, faceclust train) need {exc.name or 'torch'}: "
+        'pip install "faceclust[learn]" (CPU-only torch: see README, Install)'
+    ) from None
+
 from .checkpoint import load_checkpoint, save_checkpoint
 from .gcn_e import GCNE, load_gcn_e, save_gcn_e, train_gcn_e
 from .gcn_v import GCNV, load_gcn_v, save_gcn_v, train_gcn_v
