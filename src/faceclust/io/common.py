@@ -31,11 +31,47 @@ def check_input_file(path: PathLike) -> Path:
     return path
 
 
+#: First bytes of a .npy file and of a zip archive (.npz).
+_NPY_MAGIC = b"\x93NUMPY"
+_ZIP_MAGIC = b"PK"
+#: What every refusal of a pickled array says (faceclust never unpickles: a pickle can run code).
+NO_PICKLE = "faceclust never unpickles files (a pickle can run code)"
+
+
+def pickled_array_error(path: Path, key: str | None = None) -> InputError:
+    """The one-line refusal for an object (pickled) array in a .npy/.npz file."""
+    where = f"array {key!r}" if key is not None else "the array"
+    return InputError(
+        f"{path}: {where} is a pickled object array; {NO_PICKLE}: save it as a numeric array"
+    )
+
+
+def _head(path: Path, n: int = 8) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            return f.read(n)
+    except OSError:
+        return b""
+
+
 def load_npy(path: Path) -> np.ndarray:
-    """``np.load`` of a ``.npy`` file without pickle; corrupt files become InputError."""
+    """``np.load`` of a ``.npy`` file without pickle; corrupt files become InputError.
+
+    A file without the NumPy header (a text file renamed ``.npy``) is named as such
+    instead of numpy's advice to enable pickle.
+    """
+    head = _head(path)
+    if head and not head.startswith(_NPY_MAGIC) and not head.startswith(_ZIP_MAGIC):
+        raise InputError(
+            f"{path}: not a NumPy .npy file (no .npy header; a text or other file renamed .npy?)"
+        )
     try:
         arr = np.load(path, allow_pickle=False)
-    except (ValueError, EOFError, OSError) as exc:
+    except ValueError as exc:
+        if "allow_pickle" in str(exc):
+            raise pickled_array_error(path) from None
+        raise InputError(f"{path}: cannot read .npy file ({one_line(exc)})") from exc
+    except (EOFError, OSError) as exc:
         raise InputError(f"{path}: cannot read .npy file ({one_line(exc)})") from exc
     if not isinstance(arr, np.ndarray):  # a .npz archive under a .npy name
         arr.close()
@@ -44,6 +80,11 @@ def load_npy(path: Path) -> np.ndarray:
 
 
 def open_npz(path: Path):
+    head = _head(path)
+    if head and not head.startswith(_ZIP_MAGIC) and not head.startswith(_NPY_MAGIC):
+        raise InputError(
+            f"{path}: not a NumPy .npz archive (no zip header; a text or other file renamed .npz?)"
+        )
     try:
         z = np.load(path, allow_pickle=False)
     except (ValueError, EOFError, OSError, zipfile.BadZipFile) as exc:
@@ -56,7 +97,11 @@ def open_npz(path: Path):
 def npz_get(z, key: str, path: Path) -> np.ndarray:
     try:
         return z[key]
-    except (ValueError, EOFError, OSError, zipfile.BadZipFile, KeyError) as exc:
+    except ValueError as exc:
+        if "allow_pickle" in str(exc):
+            raise pickled_array_error(path, key) from None
+        raise InputError(f"{path}: cannot read array {key!r} ({one_line(exc)})") from exc
+    except (EOFError, OSError, zipfile.BadZipFile, KeyError) as exc:
         raise InputError(f"{path}: cannot read array {key!r} ({one_line(exc)})") from exc
 
 

@@ -13,13 +13,27 @@ from .._validation import check_features
 from ..errors import InputError, ParameterError
 from ..fsutil import PathLike, atomic_write, check_output_path
 from ..knn import KnnGraph
-from .common import check_ext, check_input_file, load_npy, npz_get, one_line, open_npz
+from .common import (
+    NO_PICKLE,
+    check_ext,
+    check_input_file,
+    load_npy,
+    npz_get,
+    one_line,
+    open_npz,
+)
 
 KNN_EXTENSIONS: tuple[str, ...] = (".npz", ".npy")
 _KNN_ID_KEYS = ("ids", "knns", "nbrs")
 _KNN_VALUE_KEYS = ("sims", "dists")
 _CHUNK = 1 << 16  # rows per block for conversions of large arrays
 _LTC_MISSING_DIST = 2.0  # distance written for missing neighbours (id -1)
+_RAGGED_REFUSAL = (
+    f"key 'data' is a pickled object array (a ragged learn-to-cluster graph); {NO_PICKLE}. "
+    "To use a file you trust, convert it once in your own Python session: pad every row "
+    "to k neighbours with id -1 and distance 2.0 and np.savez the dense float (N, 2, k) "
+    "array as 'data'"
+)
 
 
 def read_knn(
@@ -35,12 +49,12 @@ def read_knn(
     -------
     * learn-to-cluster ``.npz`` key ``data``: (N, 2, k) float32/float64,
       ``[:, 0]`` neighbour ids (stored as floats), ``[:, 1]`` cosine distance.
-      A ragged **object** array of N ``(ids, dists)`` pairs (written when a
-      search returned fewer than k hits) is also accepted and padded with
-      missing (-1) neighbours. *Only this case is loaded with pickle enabled*
-      (``allow_pickle=True`` for the ``data`` key alone); unpickling can run
-      arbitrary code, so read such files only from sources you trust. Every
-      other array is loaded with pickle disabled.
+      A ragged **object** array of N ``(ids, dists)`` pairs (written by some
+      searches that returned fewer than k hits) is a pickle, and faceclust never
+      unpickles (a pickle can run code): such a file is refused with a one-line
+      error saying how to convert it (pad every row to k with id -1 and distance
+      2.0 and save the dense (N, 2, k) float array as ``data``, in your own
+      Python session, for a file you trust).
     * FC-ESER / LCE ``.npz`` with an id array (``knns``/``nbrs``/``ids``) and a
       value array (``sims``/``dists``), or any ``.npz`` with exactly one
       integer and one float array of the same (N, k) shape. This also reads
@@ -105,17 +119,11 @@ def _read_knn_npz(path: Path, kind: str) -> tuple[np.ndarray, np.ndarray]:
             try:
                 data = z["data"]
             except ValueError as exc:
-                if "allow_pickle" not in str(exc):
-                    raise InputError(
-                        f"{path}: cannot read array 'data' ({one_line(exc)})"
-                    ) from exc
-                data = None
+                if "allow_pickle" in str(exc):
+                    raise InputError(f"{path}: {_RAGGED_REFUSAL}") from None
+                raise InputError(f"{path}: cannot read array 'data' ({one_line(exc)})") from exc
             except (EOFError, OSError, zipfile.BadZipFile) as exc:
                 raise InputError(f"{path}: cannot read array 'data' ({one_line(exc)})") from exc
-            if data is None:
-                data = _load_object_data(path)
-            if data.dtype == object:
-                return _ltc_ragged(data, path, kind)
             if data.ndim != 3 or data.shape[1] != 2:
                 raise InputError(
                     f"{path}: learn-to-cluster key 'data' must have shape (N, 2, k), got {data.shape}"
@@ -151,15 +159,6 @@ def _read_knn_npz(path: Path, kind: str) -> tuple[np.ndarray, np.ndarray]:
     if _decide_kind(ids, vals, kind, hint, path) == "dist":
         vals = (1.0 - vals).astype(np.float32)
     return ids, vals
-
-
-def _load_object_data(path: Path) -> np.ndarray:
-    """Load the object-dtype ``data`` array of a learn-to-cluster file (pickle enabled)."""
-    try:
-        with np.load(path, allow_pickle=True) as z:
-            return np.asarray(z["data"])
-    except Exception as exc:  # unpickling can fail in many ways
-        raise InputError(f"{path}: cannot read object array 'data' ({one_line(exc)})") from exc
 
 
 def _id_array(arr: np.ndarray, path: Path) -> np.ndarray:
@@ -213,57 +212,6 @@ def _ltc_dense(data: np.ndarray, path: Path, kind: str) -> tuple[np.ndarray, np.
         vals[start : start + _CHUNK] = data[start : start + _CHUNK, 1, :]
     if _decide_kind(ids, vals, kind, "dist", path) == "dist":
         np.subtract(1.0, vals, out=vals)
-    return ids, vals
-
-
-def _ltc_ragged(data: np.ndarray, path: Path, kind: str) -> tuple[np.ndarray, np.ndarray]:
-    """Convert an object array of N ``(ids, dists)`` pairs, padding short rows with -1."""
-    if data.ndim == 3 and data.shape[1] == 2:  # dense but object dtype
-        try:
-            return _ltc_dense(data.astype(np.float64), path, kind)
-        except (TypeError, ValueError) as exc:
-            raise InputError(f"{path}: key 'data' holds non-numeric objects") from exc
-    if data.ndim not in (1, 2) or (data.ndim == 2 and data.shape[1] != 2):
-        raise InputError(f"{path}: object array 'data' has unexpected shape {data.shape}")
-    n = len(data)
-    try:
-        if data.ndim == 2:
-            firsts, seconds = list(data[:, 0]), list(data[:, 1])
-        else:
-            bad_pair = next((r for r, p in enumerate(data) if len(p) != 2), None)
-            if bad_pair is not None:
-                raise InputError(f"{path}: row {bad_pair} of 'data' is not an (ids, dists) pair")
-            firsts = [p[0] for p in data]
-            seconds = [p[1] for p in data]
-        lens = np.fromiter(map(len, firsts), dtype=np.int64, count=n)
-        lens_v = np.fromiter(map(len, seconds), dtype=np.int64, count=n)
-        if n:
-            flat_i = np.concatenate(firsts)
-            flat_v = np.concatenate(seconds).astype(np.float32, copy=False)
-    except InputError:
-        raise
-    except (TypeError, ValueError) as exc:
-        raise InputError(
-            f"{path}: object array 'data' must hold (ids, dists) pairs ({one_line(exc)})"
-        ) from exc
-    if not np.array_equal(lens, lens_v):
-        row = int(np.flatnonzero(lens != lens_v)[0])
-        raise InputError(f"{path}: row {row} has {lens[row]} ids but {lens_v[row]} distances")
-    k = int(lens.max()) if n else 0
-    if n == 0 or k == 0:
-        raise InputError(f"{path}: empty kNN graph")
-    if flat_i.ndim != 1 or flat_i.dtype.kind not in "fiu":
-        raise InputError(f"{path}: neighbour ids in 'data' must be 1-D numeric arrays")
-    mask = np.arange(k)[None, :] < lens[:, None]
-    ids_f = np.full((n, k), -1, dtype=np.float64 if flat_i.dtype.kind == "f" else np.int64)
-    vals = np.full((n, k), np.nan, dtype=np.float32)
-    ids_f[mask] = flat_i
-    vals[mask] = flat_v
-    ids = _id_array(ids_f, path)
-    ids[~mask] = -1
-    if _decide_kind(ids, vals, kind, "dist", path) == "dist":
-        np.subtract(1.0, vals, out=vals)
-    vals[ids < 0] = -np.inf
     return ids, vals
 
 
