@@ -383,7 +383,7 @@ def build_knn(
     if cache_dir is not None:
         cache_path = Path(cache_dir) / f"knn-{_cache_key(x, params)}.npz"
         if cache_path.exists():
-            with np.load(cache_path) as z:
+            with np.load(cache_path, allow_pickle=False) as z:
                 return KnnGraph(z["ids"], z["sims"], {**params, "cached": str(cache_path)})
 
     t0 = time.perf_counter()

@@ -147,6 +147,9 @@ def read_faces(path: str | os.PathLike) -> FaceTable:
                 meta=meta,
             )
     except (KeyError, ValueError, OSError, zipfile.BadZipFile) as exc:
+        if "allow_pickle" in str(exc):
+            raise InputError(f"{path}: damaged faces file (it holds pickled object arrays; "
+                             "faceclust never unpickles files)") from None
         raise InputError(f"{path}: damaged faces file ({' '.join(str(exc).split())})") from exc
     return table
 
