@@ -9,8 +9,8 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-#: Set FACECLUST_PROGRESS=0 to silence every bar (tests, batch jobs).
-_ENABLED_DEFAULT = os.environ.get("FACECLUST_PROGRESS", "1") != "0"
+#: Set FACECLUST_PROGRESS=0 to silence every bar (tests, batch jobs); read at each call.
+_ENV = "FACECLUST_PROGRESS"
 
 
 def progress(
@@ -23,7 +23,8 @@ def progress(
     initial: int = 0,
 ) -> tqdm:
     """Return a tqdm bar on stderr that shows itself only after 2 s of work."""
-    disable = not (_ENABLED_DEFAULT if enabled is None else enabled)
+    default = os.environ.get(_ENV, "1") != "0"
+    disable = not (default if enabled is None else enabled)
     return tqdm(
         iterable,
         total=total,

@@ -643,6 +643,7 @@ def _make_faiss_index(x: np.ndarray, index: str, params: dict):
         rng = np.random.default_rng(params["seed"])
         sample = x[np.sort(rng.choice(x.shape[0], n_train, replace=False))]
         idx.cp.seed = params["seed"]
+        idx.cp.min_points_per_centroid = 1  # few points per cell is fine here: no faiss warning
         idx.train(sample)
         idx.nprobe = params["nprobe"]
     elif index == "hnsw":

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import ast
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -285,7 +286,12 @@ def eval_cmd(pred, gt, as_json):
     from ..metrics import evaluate
 
     gt_labels = io.read_labels(gt)
-    pred_labels = io.read_labels(pred, n=len(gt_labels))
+    pred_labels = io.read_labels(pred)
+    if len(pred_labels) != len(gt_labels):
+        raise ParameterError(
+            f"--pred {pred} has {len(pred_labels)} labels but --gt {gt} has {len(gt_labels)}; "
+            "both must label the same faces"
+        )
     _print_metrics(evaluate(gt_labels, pred_labels), as_json=as_json)
 
 
@@ -295,7 +301,6 @@ def eval_cmd(pred, gt, as_json):
 def demo_cmd(method_list):
     """Cluster the bundled sample (synthetic faces with identities) and print the metrics."""
     from .. import io
-    from ..metrics import evaluate
     from ..synth import sample_paths
 
     feat_path, label_path = sample_paths()
@@ -307,6 +312,21 @@ def demo_cmd(method_list):
     k = max(int(e.get_params().get("k", 10) or 10) for e in ests)
     click.echo(f"sample: {x.shape[0]} embeddings of dim {x.shape[1]}, "
                f"{len(np.unique(gt))} identities ({feat_path.parent})")
+    # no progress bars here: under `2>&1` they would interleave with the table
+    quiet = os.environ.get("FACECLUST_PROGRESS")
+    os.environ["FACECLUST_PROGRESS"] = "0"
+    try:
+        _demo_table(x, gt, names, ests, k)
+    finally:
+        if quiet is None:
+            os.environ.pop("FACECLUST_PROGRESS", None)
+        else:
+            os.environ["FACECLUST_PROGRESS"] = quiet
+
+
+def _demo_table(x: np.ndarray, gt: np.ndarray, names: list[str], ests: list, k: int) -> None:
+    from ..metrics import evaluate
+
     t0 = time.perf_counter()
     graph = build_knn(x, k=min(k, x.shape[0] - 1))
     click.echo(f"kNN graph k={graph.k}: {time.perf_counter() - t0:.2f} s\n")

@@ -92,8 +92,42 @@ def _read_features_bin(path: Path, dim: int | None) -> np.ndarray:
             f"{path}: holds {rows} rows of dimension {d} but {meta.name} has {n} labels "
             f"(expected {4 * n * d} bytes, found {size})"
         )
+    if dim is not None and n is None:
+        _check_bin_dim(path, d, size)
     x = np.fromfile(path, dtype="<f4", count=rows * d)
     return x.reshape(rows, d).astype(np.float32, copy=False)
+
+
+#: Embedding widths tried when a ``--dim`` looks wrong (the common model outputs).
+_COMMON_DIMS = (64, 96, 128, 192, 256, 384, 512, 768, 1024, 2048)
+
+
+def _check_bin_dim(path: Path, d: int, size: int, rows: int = 64) -> None:
+    """InputError when ``d`` cuts a ``.bin`` of unit rows at the wrong places.
+
+    With no ``.meta`` beside it, a wrong ``dim`` that divides the file size would
+    silently re-shape the data. Published ``.bin`` features are L2-normalised, so
+    when the first rows are not unit length at ``d`` but are at another common
+    width, ``d`` is wrong (raw, unnormalised files are not judged).
+    """
+    head = np.fromfile(path, dtype="<f4", count=min(size // 4, rows * 2048)).astype(np.float64)
+
+    def unit(width: int) -> bool:
+        m = min(rows, len(head) // width)
+        if m < 2:
+            return False
+        norms = np.linalg.norm(head[: m * width].reshape(m, width), axis=1)
+        return bool(np.all(np.abs(norms - 1.0) < 1e-3))
+
+    if unit(d):
+        return
+    fits = [w for w in _COMMON_DIMS if w != d and size % (4 * w) == 0 and unit(w)]
+    if fits:
+        raise InputError(
+            f"{path}: with --dim {d} the rows are not unit length, but with dim {fits[0]} "
+            f"they are: wrong --dim? (pass --dim {fits[0]} or put the labels beside it as "
+            f"{path.with_suffix('.meta').name})"
+        )
 
 
 def write_features(path: PathLike, x: np.ndarray, *, protect: Iterable[PathLike] = ()) -> None:
