@@ -1,0 +1,125 @@
+"""Degenerate data has defined results for every method (docs/degenerate.md).
+
+Property tests over small N (1..50): all-distinct identities, one identity, exact
+duplicates and identical rows. Every registered unsupervised method must return
+one label per row or raise a one-line FaceclustError, never a traceback; identical
+rows are one cluster; ``auto`` and ``incremental`` never merge a collection of
+strangers.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from faceclust.errors import FaceclustError
+from faceclust.methods import METHODS, AutoClusterer, make_method
+from faceclust.methods._incremental import IncrementalClusterer
+from faceclust.synth import make_faces
+
+from .conftest import unit_rows
+
+UNSUPERVISED = sorted(n for n, c in METHODS.items() if not getattr(c, "needs_model", False))
+#: Methods that need a parameter with no default.
+EXTRA = {"kmeans": lambda n: {"n_clusters": max(1, n // 3)}}
+SETTINGS = settings(max_examples=8, deadline=None, derandomize=True,
+                    suppress_health_check=[HealthCheck.too_slow])
+
+
+def _data(kind: str, n: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    if kind == "identical":
+        return np.repeat(unit_rows(rng.normal(size=(1, 16))), n, axis=0)
+    if kind == "distinct":  # n different people (ArcFace-like synthetic)
+        return make_faces(n, n, 32, seed=seed)[0]
+    if kind == "one-person":
+        return make_faces(n, 1, 32, seed=seed)[0]
+    # duplicates: a few people, then some rows repeated exactly
+    x = make_faces(n, max(1, n // 4), 32, seed=seed)[0]
+    dup = rng.choice(n, size=n // 3, replace=True)
+    x[rng.choice(n, size=len(dup), replace=False)] = x[dup]
+    return x
+
+
+def _fit(name: str, x: np.ndarray) -> np.ndarray | None:
+    est = make_method(name, EXTRA.get(name, lambda n: {})(len(x)))
+    try:
+        labels = est.fit(x).labels_
+    except FaceclustError as exc:  # allowed: a one-line reason the method cannot decide
+        assert "\n" not in str(exc) and str(exc).strip()
+        return None
+    assert labels.shape == (len(x),) and labels.dtype.kind == "i"
+    return labels
+
+
+@pytest.mark.parametrize("name", UNSUPERVISED)
+@SETTINGS
+@given(n=st.integers(1, 50), kind=st.sampled_from(["identical", "distinct", "one-person",
+                                                    "duplicates"]),
+       seed=st.integers(0, 10_000))
+def test_every_method_has_a_defined_result(name, n, kind, seed):
+    x = _data(kind, n, seed)
+    labels = _fit(name, x)
+    if kind == "identical":
+        assert labels is not None and len(np.unique(labels)) == 1
+    if labels is not None and name in ("auto", "incremental") and kind == "duplicates":
+        # exact duplicates are one face: always together
+        key = {r.tobytes(): i for i, r in enumerate(x)}
+        same = np.array([key[r.tobytes()] for r in x])
+        assert np.array_equal(labels, labels[same])
+
+
+@pytest.mark.parametrize("cls", [AutoClusterer, IncrementalClusterer])
+@SETTINGS
+@given(n=st.integers(1, 49), seed=st.integers(0, 10_000))
+def test_auto_keeps_strangers_apart(cls, n, seed):
+    """A small album of different people: no same-person mode exists, so none is invented."""
+    x = make_faces(n, n, 64, seed=seed)[0]
+    labels = cls().fit(x).labels_
+    assert len(np.unique(labels)) == n
+
+
+def test_auto_small_collection_still_merges_clear_pairs():
+    """The stranger floor is not "never merge": 4 people x 5 tight photos are found."""
+    rng = np.random.default_rng(0)
+    centres = unit_rows(rng.normal(size=(4, 64)))
+    y = np.repeat(np.arange(4), 5)
+    x = unit_rows(centres[y] + 0.08 * rng.normal(size=(20, 64)))
+    model = AutoClusterer().fit(x)
+    assert len(np.unique(model.labels_)) == 4
+    assert np.array_equal(np.unique(model.labels_[y == 0]).size, 1)
+    assert "small collection" in model.explain_ or "threshold" in model.explain_
+
+
+@pytest.mark.parametrize("name", ["auto", "incremental", "fc-es", "aro", "dbscan", "infomap",
+                                  "knn-cc", "chinese-whispers", "hac", "cdp"])
+def test_600_identical_vectors_are_one_cluster(name):
+    x = np.repeat(unit_rows(np.random.default_rng(1).normal(size=(1, 64))), 600, axis=0)
+    near = unit_rows(x + 1e-4 * np.random.default_rng(2).normal(size=x.shape).astype(np.float32))
+    for data in (x, near):
+        assert np.unique(make_method(name).fit(data).labels_).size == 1
+
+
+def test_auto_tiny_inputs_explain_themselves():
+    for n in (1, 2, 3, 4):
+        x = make_faces(n, n, 32, seed=n)[0]
+        model = AutoClusterer().fit(x)
+        assert model.labels_.tolist() == list(range(n))
+        assert model.explain_  # says why (too few faces / one face)
+
+
+def test_identical_rows_keep_incremental_usable():
+    x = np.repeat(unit_rows(np.ones((1, 8))), 6, axis=0)
+    inc = IncrementalClusterer().fit(x)
+    assert np.unique(inc.labels_).size == 1
+    inc.partial_fit(x[:2])  # the state for partial_fit is there
+    assert len(inc.labels_) == 8 and np.unique(inc.labels_).size == 1
+
+
+def test_explicit_k_beyond_n_is_an_error_default_k_is_reduced():
+    x = make_faces(30, 5, 32, seed=0)[0]
+    assert len(make_method("fc-es").fit(x).labels_) == 30  # default k=80 -> 29
+    with pytest.raises(FaceclustError, match="k=40"):
+        make_method("fc-es", {"k": 40}).fit(x)
