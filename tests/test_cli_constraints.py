@@ -74,7 +74,7 @@ def test_whitespace_pairs_and_same_photo_cannot_links(three_blobs):
         ("flat.npy", np.arange(4), "got shape (4,)"),
         ("floats.npy", np.zeros((2, 2)), "face indices must be integers, got dtype float64"),
         ("range.npy", np.array([[0, 1], [2, 99]]), "row 1: face index 99 out of range [0, 30)"),
-        ("corrupt.npy", b"not an npy file", "cannot read .npy file"),
+        ("corrupt.npy", b"not an npy file", "not a NumPy .npy file"),
     ],
 )
 @pytest.mark.parametrize("option", ["--must-link", "--cannot-link"])

@@ -27,6 +27,13 @@ class _Group(click.Group):
                 raise
             click.echo(f"faceclust: error: {_one_line(exc)}", err=True)
             sys.exit(2)
+        except click.UsageError as exc:  # bad option values: one line too, not a usage block
+            if ctx.obj and ctx.obj.get("debug") or type(exc).__name__ == "NoArgsIsHelpError":
+                raise
+            where = f" (see {exc.ctx.command_path} --help)" if exc.ctx is not None else ""
+            click.echo(f"faceclust: error: {_one_line_text(exc.format_message())}{where}",
+                       err=True)
+            sys.exit(2)
         except MemoryError:
             if ctx.obj and ctx.obj.get("debug"):
                 raise
@@ -47,7 +54,11 @@ def _one_line(exc: BaseException) -> str:
         return f"{path}: {exc.strerror or exc}"
     if isinstance(exc, OSError):
         return f"cannot read or write a file: {exc.strerror or exc}"
-    return " ".join(str(exc).split())
+    return _one_line_text(str(exc))
+
+
+def _one_line_text(text: str) -> str:
+    return " ".join(text.split())
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
