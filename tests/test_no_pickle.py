@@ -139,27 +139,22 @@ def test_cli_refuses_pickles_exit_2(payloads, tmp_path):
 
 
 def test_model_dir_with_pickled_weights_is_refused(tmp_path):
-    """A model directory whose weights file is a torch pickle: refused, never loaded."""
-    torch = pytest.importorskip("torch")
-    from faceclust.methods import get_method
+    """A checkpoint whose weights file is a torch pickle: refused, never loaded.
 
-    rng = np.random.default_rng(0)
-    centres = unit_rows(rng.normal(size=(6, 8)))
-    y = np.repeat(np.arange(6), 8)
-    x = unit_rows(centres[y] + 0.1 * rng.normal(size=(len(y), 8)))
-    model = tmp_path / "model"
-    get_method("gcn-v").train(x, y, model, k=5, steps=5, hidden_dim=8, mlp_dim=8,
-                              batch_size=None, k_feat=5)
-    weights = sorted(model.glob("*.safetensors"))
-    assert weights
+    Every model directory (gcn-v, gcn-ve, ada-nets) is read by nn.checkpoint.load_checkpoint:
+    safetensors + JSON only."""
+    torch = pytest.importorskip("torch")
+    from faceclust.nn.checkpoint import load_checkpoint, save_checkpoint
+
+    wpath, _ = save_checkpoint(tmp_path, "m", torch.nn.Linear(3, 2), kind="test", config={"d": 3})
     marker = tmp_path / "PWNED"
-    for w in weights:
-        torch.save({"w": _Payload(marker)}, w)  # a zip of pickles, as torch writes them
-    np.save(tmp_path / "x.npy", x)
-    res = CliRunner().invoke(main, ["cluster", str(tmp_path / "x.npy"), "--method", "gcn-v",
-                                    "--model", str(model), "--out", str(tmp_path / "o.meta")])
-    assert res.exit_code == 2, res.output
-    assert len(res.output.strip().splitlines()) == 1
+    torch.save({"w": _Payload(marker)}, wpath)  # a zip of pickles, as torch writes them
+    with pytest.raises(FaceclustError) as ei:
+        load_checkpoint(tmp_path, "m", kind="test")
+    _assert_one_line(ei.value)
+    wpath.write_bytes(pickle.dumps(_Payload(marker)))  # a bare pickle
+    with pytest.raises(FaceclustError):
+        load_checkpoint(tmp_path, "m", kind="test")
     assert not marker.exists()
 
 
@@ -172,16 +167,13 @@ def test_no_unpickling_call_in_the_source():
     assert not hits, hits
 
 
-def test_core_imports_do_not_load_torch():
-    """`import faceclust`, its methods and the CLI work without the learn extra."""
-    code = ("import sys, faceclust, faceclust.methods, faceclust.cli, faceclust.io; "
-            "assert 'torch' not in sys.modules and 'safetensors' not in sys.modules")
-    subprocess.run([sys.executable, "-c", code], check=True)
-
-
-def test_missing_torch_is_one_line_naming_the_extra():
+def test_core_imports_do_not_load_torch_and_missing_torch_is_one_line():
+    """`import faceclust`, its methods and the CLI work without the learn extra; without
+    torch, the supervised code says which extra to install, in one line."""
     code = (
-        "import sys; sys.modules['torch'] = None\n"
+        "import sys, faceclust, faceclust.methods, faceclust.cli, faceclust.io\n"
+        "assert 'torch' not in sys.modules and 'safetensors' not in sys.modules\n"
+        "sys.modules['torch'] = None\n"
         "from faceclust.errors import MissingDependencyError\n"
         "try:\n    import faceclust.nn\nexcept MissingDependencyError as e:\n"
         "    assert 'faceclust[learn]' in str(e) and '\\n' not in str(e); print('ok')\n"
