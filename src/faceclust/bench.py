@@ -1,6 +1,7 @@
 """Run several clustering methods on one labelled data set and tabulate quality, time and memory.
 
-One kNN graph is built (exact, with the largest ``k`` any selected method
+One kNN graph is built (index auto: exact up to 100,000 points, ivf-blas above;
+with the largest ``k`` any selected method
 asks for) or a cached one is used, and every method gets it (truncated to its
 own ``k``). For each method the report holds the metrics of
 :func:`faceclust.metrics.evaluate`, wall seconds in total and per stage
@@ -200,8 +201,8 @@ def run_bench(
         ``n_clusters`` = the number of ground-truth classes unless given (an
         oracle, as learn-to-cluster's script; the row says so).
     knn:
-        A precomputed graph for all graph methods; otherwise an exact one is
-        built once with the largest ``k`` among the methods (capped at N - 1).
+        A precomputed graph for all graph methods; otherwise one is built once
+        (index auto: exact up to 100,000 points, ivf-blas above) with the largest ``k`` among the methods (capped at N - 1).
     """
     from .metrics import evaluate
 

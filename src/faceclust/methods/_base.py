@@ -10,8 +10,8 @@ only for methods that have a notion of noise) and ``stage_seconds_`` (wall
 time per stage), and returns ``self``.
 
 Graph-based methods accept a precomputed :class:`~faceclust.knn.KnnGraph`
-through ``fit(X, knn=graph)``; otherwise they build an exact one with their
-own ``k``.
+through ``fit(X, knn=graph)``; otherwise they build one with their own ``k``
+(:func:`~faceclust.knn.build_knn`, index auto: exact up to 100,000 points).
 """
 
 from __future__ import annotations
