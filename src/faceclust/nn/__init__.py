@@ -15,7 +15,7 @@ except ImportError as exc:  # the learn extra is not installed
     from ..errors import MissingDependencyError
 
     raise MissingDependencyError(
-        f"the supervised methods (gcn-v, gcn-ve, faceclust train) need {exc.name or 'torch'}: "
+        f"the supervised methods and `faceclust train` need {exc.name or 'torch'}: "
         'pip install "faceclust[learn]" (CPU-only torch: see README, Install)'
     ) from None
 
