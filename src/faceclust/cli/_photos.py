@@ -64,12 +64,9 @@ def _backend_options(detector, upsample, min_score, jitter, base: dict | None = 
 
 
 def _check_faces_out(out: str) -> Path:
-    from .. import io
+    from ._preflight import check_out_file
 
-    path = io.check_output_path(out)
-    if path.suffix.lower() != ".npz":
-        raise InputError(f"{out}: faces output must end in .npz")
-    return path
+    return check_out_file(out, exts=(".npz",), what="faces output")
 
 
 @main.command("embed")
@@ -128,7 +125,9 @@ def gallery_cmd(faces, labels, out, photos_root, per_page, thumb_size, title):
     from .. import io
     from ..photos import read_faces
     from ..photos.gallery import build_gallery
+    from ._preflight import check_out_dir
 
+    check_out_dir(out)  # before any thumbnail is made
     table = read_faces(faces)
     lab = io.read_labels(labels, n=len(table))
     report = build_gallery(table, lab, out, photos_root=photos_root, clusters_per_page=per_page,
@@ -191,7 +190,9 @@ def add_cmd(faces_old, labels_old, new, out, labels_out, threshold, detector, up
     out_path = _check_faces_out(out)
     inputs = [faces_old, labels_old, new]
     io.check_output_path(out_path, inputs)
-    io.check_output_path(labels_out, [*inputs, out])
+    from ._preflight import check_out_file
+
+    check_out_file(labels_out, [*inputs, out], exts=io.LABEL_EXTENSIONS, what="labels output")
     old = read_faces(faces_old)
     old_labels = io.read_labels(labels_old, n=len(old))
     config = old.meta.get("config", {})

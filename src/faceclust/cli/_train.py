@@ -63,6 +63,9 @@ def train_cmd(features, labels, method, out, dim, settings, embedding, seed):
         )
     params = parse_set(settings)
     check_train_params(cls, params)
+    from ._preflight import check_out_dir
+
+    check_out_dir(out)  # before minutes of training
     x = load_features(features, dim)
     y = io.read_labels(labels, n=x.shape[0])
     t0 = time.perf_counter()
