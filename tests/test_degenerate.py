@@ -77,7 +77,7 @@ def test_every_method_has_a_defined_result(name, n, kind, seed):
 def test_auto_keeps_strangers_apart(cls, n, seed):
     """A small album of different people: no same-person mode exists, so none is invented."""
     x = make_faces(n, n, 64, seed=seed)[0]
-    labels = cls().fit(x).labels_
+    labels = cls(small_floor=1e-3).fit(x).labels_  # the opt-in floor (off by default)
     assert len(np.unique(labels)) == n
 
 
@@ -87,7 +87,7 @@ def test_auto_small_collection_still_merges_clear_pairs():
     centres = unit_rows(rng.normal(size=(4, 64)))
     y = np.repeat(np.arange(4), 5)
     x = unit_rows(centres[y] + 0.08 * rng.normal(size=(20, 64)))
-    model = AutoClusterer().fit(x)
+    model = AutoClusterer(small_floor=1e-3).fit(x)
     assert len(np.unique(model.labels_)) == 4
     assert np.array_equal(np.unique(model.labels_[y == 0]).size, 1)
     assert "small collection" in model.explain_ or "threshold" in model.explain_

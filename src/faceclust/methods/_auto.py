@@ -87,6 +87,7 @@ LINKAGE_PARAMETERS: dict[str, Constraint] = {
     "join_share": Param((int, float), 0.0, 1.0),
     "join_back": Param((int, float), 0.0, 1.0),
     "join_touch": Param((int, float), 0.0, 1.0),
+    "small_floor": Param((int, float), 0.0, 1.0, lo_open=True, optional=True),
 }
 
 
@@ -141,6 +142,14 @@ class AutoClusterer(BaseClusterer):
         least this fraction of the way from the different-people mode to the
         same-person mode (they touch, as one person's pose groups do; two tight
         identities with a gap between them do not).
+    small_floor : float or None
+        Opt-in precision guard for collections under ``adaptive.SMALL_N`` faces:
+        merges need a cosine above the stranger floor
+        (:func:`faceclust.adaptive.stranger_floor`), the level a pair of strangers
+        in this collection reaches with chance ``small_floor`` (``1e-3``: an album
+        of strangers stays apart). Off by default: on dlib-like embeddings the
+        floor of a small album lies above one person's photos (LFW: same person
+        0.93+, strangers up to 0.90), which split every small photo album.
     centre : {"auto", True, False}
         Subtract the mean embedding and re-normalise: decided from the data,
         always, or never. Needs the features (not possible from a graph alone).
@@ -189,6 +198,7 @@ class AutoClusterer(BaseClusterer):
         join_share: float = 0.5,
         join_back: float = 0.2,
         join_touch: float = 0.55,
+        small_floor: float | None = None,
         centre: str | bool = "auto",
         sample: int = 20000,
         seed: int = 0,
@@ -204,6 +214,7 @@ class AutoClusterer(BaseClusterer):
         self.join_share = join_share
         self.join_back = join_back
         self.join_touch = join_touch
+        self.small_floor = small_floor
         self.centre = centre
         self.sample = sample
         self.seed = seed
@@ -301,12 +312,14 @@ class AutoClusterer(BaseClusterer):
                 est.notes.append(f"threshold fixed by the caller at {float(self.threshold):g}")
                 est.threshold = float(self.threshold)
             floor = -np.inf
-            if self.threshold is None and n < SMALL_N and x is not None:
-                floor = stranger_floor(x)
+            if (self.small_floor is not None and self.threshold is None and n < SMALL_N
+                    and x is not None):
+                floor = stranger_floor(x, float(self.small_floor))
                 if not floor <= est.threshold:
                     est.notes.append(
                         f"small collection ({n} faces): merges need a cosine >= {floor:.4f}, "
-                        "the level a pair of strangers reaches with <= 0.1% chance here "
+                        "the level a pair of strangers reaches with <= "
+                        f"{float(self.small_floor):g} chance here "
                         f"(the neighbour modes alone gave {est.threshold:.4f})"
                     )
                     # exact duplicates are one face whatever the floor says

@@ -72,6 +72,9 @@ class IncrementalClusterer(BaseClusterer):
     join, join_slots, join_share, join_back, join_touch : float or None, float, ...
         ``auto``'s joining of the pieces of one person (see :class:`AutoClusterer`);
         used by ``fit`` and by :meth:`refine`'s re-clustering.
+    small_floor : float or None
+        ``auto``'s opt-in stranger floor for collections under 50 faces (see
+        :class:`AutoClusterer`).
     placement : {"average", "nearest"}
         How a batch is placed. ``"average"`` (default): average linkage with the
         existing clusters as fixed blocks -- a new face or group of new faces joins
@@ -144,6 +147,7 @@ class IncrementalClusterer(BaseClusterer):
         join_share: float = 0.5,
         join_back: float = 0.2,
         join_touch: float = 0.55,
+        small_floor: float | None = None,
         placement: str = "average",
         reestimate: bool = True,
         refine_every: int | None = None,
@@ -161,6 +165,7 @@ class IncrementalClusterer(BaseClusterer):
         self.join_share = join_share
         self.join_back = join_back
         self.join_touch = join_touch
+        self.small_floor = small_floor
         self.placement = placement
         self.reestimate = reestimate
         self.refine_every = refine_every
@@ -175,7 +180,7 @@ class IncrementalClusterer(BaseClusterer):
             k=self.k, k_est=self.k_est, alpha=self.alpha, threshold=self.threshold,
             attach=self.attach, attach_share=self.attach_share, join=self.join,
             join_slots=self.join_slots, join_share=self.join_share, join_back=self.join_back,
-            join_touch=self.join_touch, seed=self.seed,
+            join_touch=self.join_touch, small_floor=self.small_floor, seed=self.seed,
         )
         auto.fit(x, knn=knn)
         for name, sec in auto.stage_seconds_.items():
@@ -281,7 +286,7 @@ class IncrementalClusterer(BaseClusterer):
         n = len(self.features_)
         if not self.reestimate or self.threshold is not None or n <= self._n_at_estimate:
             return
-        if n < SMALL_N:  # keep auto's small-collection threshold (stranger floor)
+        if n < SMALL_N:  # too few faces to re-estimate (and keeps auto's stranger floor)
             return
         if n < (_REFINE_GROWTH if force else _REESTIMATE_GROWTH) * self._n_at_estimate:
             return
