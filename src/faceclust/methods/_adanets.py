@@ -44,6 +44,7 @@ from ..stages.neighbours import (
 )
 from ..stages.refine import STRUCTURE_LAMBDA, structure_space
 from ._base import BaseClusterer, Constraint, OneOf, Param, check_param, register
+from ._modeldir import model_dir
 
 __all__ = ["ADANETS_TRAIN_DEFAULTS", "AdaNets", "choose_threshold"]
 
@@ -58,17 +59,6 @@ ADANETS_TRAIN_DEFAULTS: dict[str, Any] = {
 }
 ORIGINAL_THRESHOLD = 0.96
 GRAPHS = ("adaptive", "knn")
-
-
-def _model_dir(model: str | os.PathLike | None) -> str:
-    if model is None:
-        raise ParameterError(
-            "ada-nets: needs a trained model directory: pass model=DIR "
-            "(train one with `faceclust train --method ada-nets FEATURES LABELS --out DIR`)"
-        )
-    if not os.path.isdir(model):
-        raise InputError(f"{model}: model directory not found")
-    return os.fspath(model)
 
 
 def _graph(x: np.ndarray, k: int, knn: KnnGraph | None = None) -> KnnGraph:
@@ -182,7 +172,7 @@ class AdaNets(BaseClusterer):
     def _fit(self, x: np.ndarray | None, knn: KnnGraph | None) -> np.ndarray:
         from ..nn.adanets import load_adanets
 
-        directory = _model_dir(self.model)
+        directory = model_dir(self.model, self.method_name)
         if x is None:
             raise InputError("ada-nets: features X are required (the networks read them)")
         with self._stage("load"):

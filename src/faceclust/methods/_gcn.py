@@ -73,6 +73,7 @@ from ..stages.confidence import (
     split_by_identity,
 )
 from ._base import BaseClusterer, Constraint, Param, check_param, register
+from ._modeldir import model_dir
 
 __all__ = [
     "GCN_E_TRAIN_DEFAULTS",
@@ -96,17 +97,6 @@ GCN_E_TRAIN_DEFAULTS: dict[str, Any] = {
     "lr": 1e-3, "weight_decay": 1e-5, "dims": (512, 512, 256, 256), "mlp_dim": 256,
     "cross_fit": 2,
 }
-
-
-def _model_dir(model: str | os.PathLike | None, method: str) -> str:
-    if model is None:
-        raise ParameterError(
-            f"{method}: needs a trained model directory: pass model=DIR "
-            "(train one with `faceclust train --method gcn-v ...`)"
-        )
-    if not os.path.isdir(model):
-        raise InputError(f"{model}: model directory not found")
-    return os.fspath(model)
 
 
 def _check_keys(params: dict[str, Any], allowed: dict[str, Any], what: str) -> dict[str, Any]:
@@ -347,7 +337,7 @@ class _GcnBase(BaseClusterer):
     def _gcn_v(self, x: np.ndarray | None, knn: KnnGraph | None):
         from ..nn.gcn_v import gcn_v_outputs, load_gcn_v
 
-        directory = _model_dir(self.model, self.method_name)
+        directory = model_dir(self.model, self.method_name)
         if x is None:
             raise InputError(f"{self.method_name}: features X are required (the GCN reads them)")
         with self._stage("load"):

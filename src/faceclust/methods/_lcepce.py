@@ -34,6 +34,7 @@ from ..stages.density import density_edges, lce_density, symmetric_connectivity,
 from ..stages.verify import recall_candidates, verify_edges
 from ._base import BaseClusterer, Constraint, OneOf, Param, check_param, register
 from ._fces import FCES
+from ._modeldir import model_dir
 
 __all__ = ["FCESER", "FCESER_TRAIN_DEFAULTS", "LCE_PCE_TRAIN_DEFAULTS", "LcePce"]
 
@@ -64,19 +65,6 @@ FCESER_TRAIN_DEFAULTS: dict[str, Any] = {
     "k": 80, "sigma": 0.5, "theta": 0.22, "delta": 0.12, "val_fraction": 0.2,
     "min_class_pairs": 50, **_PCE_DEFAULTS,
 }
-
-
-def _model_dir(model: object, method: str) -> str:
-    if model is None:
-        raise ParameterError(
-            f"{method}: needs a trained model directory: pass model=DIR "
-            f"(train one with `faceclust train --method {method} ...`)"
-        )
-    if not isinstance(model, str | os.PathLike):
-        raise ParameterError(f"model must be a directory path, got {model!r}")
-    if not os.path.isdir(model):
-        raise InputError(f"{model}: model directory not found")
-    return os.fspath(model)
 
 
 def _params(params: dict[str, Any], defaults: dict[str, Any], what: str) -> dict[str, Any]:
@@ -236,7 +224,7 @@ class LcePce(BaseClusterer):
 
     def _validate_params(self) -> None:
         super()._validate_params()
-        _model_dir(self.model, self.method_name)
+        model_dir(self.model, self.method_name)
 
     @classmethod
     def train(cls, X: np.ndarray, labels: np.ndarray, out_dir: str | os.PathLike, *,
@@ -297,7 +285,7 @@ class LcePce(BaseClusterer):
         from ..nn.lcenet import load_lcenet, predict_connectivity
         from ..nn.pcenet import load_pcenet, predict_pairs
 
-        directory = _model_dir(self.model, self.method_name)
+        directory = model_dir(self.model, self.method_name)
         with self._stage("load"):
             lce, _ = load_lcenet(directory)
             pce, _ = load_pcenet(directory, PCE_CKPT)
@@ -379,7 +367,7 @@ class FCESER(FCES):
 
     def _validate_params(self) -> None:
         super()._validate_params()
-        _model_dir(self.model, self.method_name)
+        model_dir(self.model, self.method_name)
 
     @classmethod
     def train(cls, X: np.ndarray, labels: np.ndarray, out_dir: str | os.PathLike, *,
@@ -435,7 +423,7 @@ class FCESER(FCES):
         """Load the pair model; ``k`` or, when None, the model's candidate k (capped at N - 1)."""
         from ..nn.pcenet import load_pcenet
 
-        directory = _model_dir(self.model, self.method_name)
+        directory = model_dir(self.model, self.method_name)
         with self._stage("load"):
             self._pce, meta = load_pcenet(directory, RECALL_CKPT)
         _check_x(x, self._pce.in_dim, directory, self.method_name)

@@ -37,6 +37,7 @@ __all__ = [
     "TRAINING_FILE",
     "check_input",
     "class_size_stats",
+    "model_dir",
     "read_training_info",
     "similarity_stats",
     "train_defaults",
@@ -209,3 +210,21 @@ def check_input(model_dir: str | os.PathLike, x: np.ndarray) -> list[str]:
                 "there may not fit (other embedding model?)"
             )
     return warnings
+
+
+def model_dir(model: object, method: str) -> str:
+    """The model directory ``model`` of supervised ``method``, or a one-line error.
+
+    Checked in ``fit`` before any work: missing (``None``: how to train one), not a
+    path, or not an existing directory.
+    """
+    if model is None:
+        raise ParameterError(
+            f"{method}: needs a trained model directory: pass model=DIR "
+            f"(train one with `faceclust train --method {method} FEATURES LABELS --out DIR`)"
+        )
+    if not isinstance(model, str | os.PathLike):
+        raise ParameterError(f"model must be a directory path, got {model!r}")
+    if not os.path.isdir(model):
+        raise InputError(f"{model}: model directory not found")
+    return os.fspath(model)
