@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from faceclust.fsutil import write_text
 from faceclust.library import connect, scan
 from faceclust.library import people as ppl
 from faceclust.library.catalogue import embeddings, get_meta
@@ -214,13 +215,12 @@ def main() -> None:
               "labelled": r["id"] in lab, "path": r["path"]} for r in conn.execute(
             "SELECT f.id, f.size, f.sharpness, f.score, p.path FROM faces f JOIN photos p ON "
             "p.id = f.photo_id")]
-        args.quality_json.write_text(json.dumps(q))
+        write_text(args.quality_json, json.dumps(q))
     conn.close()
     text = json.dumps(out, indent=1)
     print(text)
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(text + "\n")
+        write_text(args.json, text + "\n")
 
 
 if __name__ == "__main__":

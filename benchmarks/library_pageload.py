@@ -76,6 +76,7 @@ def main() -> None:
     args = ap.parse_args()
     import uvicorn
 
+    from faceclust.fsutil import write_text
     from faceclust.library import connect
     from faceclust.library.app import create_app
     from faceclust.library.catalogue import embeddings
@@ -142,8 +143,7 @@ def main() -> None:
     text = json.dumps(out, indent=1)
     print(text)
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(text + "\n")
+        write_text(args.json, text + "\n")
 
 
 if __name__ == "__main__":
