@@ -18,6 +18,7 @@ from ._gcn import GcnV, GcnVE  # noqa: F401  (registers gcn-v, gcn-ve)
 from ._incremental import IncrementalClusterer  # noqa: F401  (registers incremental)
 from ._knn_graph_baselines import KnnConnectedComponents, KnnInfomap
 from ._lcepce import FCESER, LcePce  # noqa: F401  (registers lce-pce, fc-eser)
+from ._lgcn import LGcn  # noqa: F401  (registers lgcn)
 
 __all__ = [
     "METHODS",
