@@ -13,6 +13,7 @@ from ._auto import AutoClusterer  # noqa: F401  (registers auto, the default met
 from ._base import METHODS, BaseClusterer, get_method, make_method, register
 from ._baselines import ChineseWhispers, KnnDbscan, KnnHac, MiniBatchKMeansClusterer  # noqa: F401
 from ._cdp import CDP  # noqa: F401
+from ._dsgcn import GcnD, GcnDS  # noqa: F401  (registers gcn-d, gcn-ds)
 from ._fces import FCES  # noqa: F401
 from ._gcn import GcnV, GcnVE  # noqa: F401  (registers gcn-v, gcn-ve)
 from ._incremental import IncrementalClusterer  # noqa: F401  (registers incremental)
