@@ -245,11 +245,11 @@ class GcnDS(GcnD):
               dropout: float = 0.5, steps: int = 300, batch_size: int = 32, lr: float = 1e-2,
               weight_decay: float = 1e-4, optimizer: str = "adam", weighted: bool = True,
               s_steps: int = 300, s_batch_size: int = 8,
-              s_iop_range: tuple[float, float] = (0.2, 0.8),
+              s_iop_lo: float = 0.2, s_iop_hi: float = 0.8,
               s_seed_input: str = "indicator") -> dict[str, Any]:
         """Train GCN-D (IoU; the same network as ``gcn-d``'s), GCN-D on IoP and GCN-S into
         ``out_dir`` (it also serves ``gcn-d``). GCN-S trains on proposals with true IoP in
-        ``s_iop_range`` (all impure ones when fewer than ``s_batch_size`` fall there), with the
+        ``[s_iop_lo, s_iop_hi]`` (all impure ones when fewer than ``s_batch_size`` fall there), with the
         seed given as a one-hot column (``s_seed_input="indicator"``, the reference) or also
         as residuals ``x - x_seed`` (``"residual"``).
         """
@@ -271,7 +271,7 @@ class GcnDS(GcnD):
             meta.update(pmeta, target="iou" if name == _DET else "iop")
             save(model, out_dir, name, meta)
             out[name] = meta
-        lo, hi = float(s_iop_range[0]), float(s_iop_range[1])
+        lo, hi = float(s_iop_lo), float(s_iop_hi)
         sel = np.flatnonzero((iop >= lo) & (iop <= hi))
         if len(sel) < s_batch_size:
             sel = np.flatnonzero(iop < 1.0)
