@@ -46,8 +46,9 @@ _DET, _IOP, _SEG = "gcn_d", "gcn_d_iop", "gcn_s"
 
 def _prepare(X, labels, k: int, preset: str, max_size: int, min_size: int, step: float):
     """Features, labels, kNN, proposals and their targets of a training set."""
-    if preset not in PRESETS:
+    if isinstance(preset, bool) or str(preset) not in PRESETS:
         raise ParameterError(f"preset must be one of {', '.join(PRESETS)}, got {preset!r}")
+    preset = str(preset)
     check_param("k", k, int, 2)
     check_param("max_size", max_size, int, 2)
     check_param("min_size", min_size, int, 1)
@@ -91,8 +92,9 @@ class GcnD(BaseClusterer):
     ----------
     model : str
         Model directory written by ``faceclust train --method gcn-d`` (or ``gcn-ds``).
-    preset : str or None
-        Proposal settings: ``"2"``, ``"5"``, ``"8"`` or ``"20"`` (the paper's); None = as trained.
+    preset : str, int or None
+        Proposal settings: ``"2"``, ``"5"``, ``"8"`` or ``"20"`` (the paper's; ints accepted);
+        None = as trained.
     k : int or None
         kNN size (self included); None = as trained.
     max_size : int or None
@@ -105,7 +107,8 @@ class GcnD(BaseClusterer):
 
     needs_model: ClassVar[bool] = True
     _parameter_constraints: ClassVar[dict[str, Constraint]] = {
-        "preset": OneOf((None, *PRESETS)),
+        "preset": OneOf((None, *PRESETS, *(int(p) for p in PRESETS)),
+                        text="one of " + ", ".join(PRESETS) + " or None"),
         "k": Param(int, 2, optional=True),
         "max_size": Param(int, 2, optional=True),
         "min_score": Param((int, float), optional=True),
@@ -140,6 +143,7 @@ class GcnD(BaseClusterer):
         x, y, graph, offset, props, iou, iop = _prepare(X, labels, k, preset, max_size,
                                                         min_size, step)
         prep = time.perf_counter() - t0
+        preset = str(preset)
         model, meta, save = _train_net(out_dir, _DET, x, y, graph, props, iou, kind="det",
                                        seed=seed, dims=dims, dropout=dropout, steps=steps,
                                        batch_size=batch_size, lr=lr, weight_decay=weight_decay,
@@ -260,6 +264,7 @@ class GcnDS(GcnD):
         x, y, graph, offset, props, iou, iop = _prepare(X, labels, k, preset, max_size,
                                                         min_size, step)
         prep = time.perf_counter() - t0
+        preset = str(preset)
         common = {"seed": seed, "dims": dims, "dropout": dropout, "weight_decay": weight_decay,
                   "optimizer": optimizer, "weighted": weighted, "lr": lr}
         pmeta = _proposal_meta(graph, preset, max_size, min_size, step, offset, props, iou, iop,
