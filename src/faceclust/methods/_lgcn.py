@@ -143,6 +143,8 @@ class LGcn(BaseClusterer):
         active = int(self.active if self.active is not None else meta.get("active", 5))
         k = max(int(meta.get("k", 40)), k1 + 1, k2 + 1, active + 1)
         graph = self._knn(x, knn, min(k, x.shape[0] - 1))
+        if graph.k < 2:  # two faces: no neighbour besides self to link
+            return np.arange(x.shape[0], dtype=np.int64)
         with self._stage("lgcn"):
             src, dst, p = predict_linkage(model, x, graph.ids, k1=k1, k2=k2, active=active,
                                           batch_size=self.batch_size)
