@@ -47,3 +47,31 @@ def test_parameter_checks():
         from faceclust.methods import get_method
 
         get_method("gcn-d").train(x, np.arange(20) % 4, "/nonexistent/m", preset="7")
+
+
+def test_gcn_ds_model_serves_gcn_d_and_records_the_gcn_s_check(tmp_path):
+    torch = pytest.importorskip("torch")
+    from faceclust.methods import get_method
+    from faceclust.nn.dsgcn import load_dsgcn
+
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        rng = np.random.default_rng(3)
+        c = unit_rows(rng.normal(size=(10, 16)))
+        y = np.repeat(np.arange(10), 12)
+        x = unit_rows(c[y] + 0.12 * rng.normal(size=(len(y), 16)))
+        small = {"k": 10, "preset": "2", "dims": [16, 8], "steps": 30, "batch_size": 8,
+                 "s_steps": 20, "s_batch_size": 4}
+        get_method("gcn-ds").train(x[:72], y[:72], tmp_path, **small)
+        _, smeta = load_dsgcn(tmp_path, "gcn_s")
+        check = smeta["check"]
+        assert check is None or set(check) >= {"node_accuracy", "keep_all_accuracy", "gain"}
+        assert smeta["segment"] == (check is None or check["gain"] > 0)
+        d = get_method("gcn-d")(model=str(tmp_path)).fit_predict(x[72:])
+        ds = get_method("gcn-ds")(model=str(tmp_path), segment=False)
+        assert np.array_equal(ds.fit_predict(x[72:]), d) and ds.n_segmented_ == 0
+        forced = get_method("gcn-ds")(model=str(tmp_path), segment=True).fit(x[72:])
+        assert forced.segmented_ and len(forced.labels_) == 48
+    finally:
+        torch.set_num_threads(old)

@@ -213,11 +213,16 @@ class GcnDS(GcnD):
         Removed members of each proposal become one extra, lowest-priority cluster.
     seed : int
         Random seed of the seed members.
+    segment : "auto", True or False
+        Apply GCN-S: always, never (= ``gcn-d``), or ``"auto"``: as decided at training time
+        on held-out training identities (``s_check``; GCN-S is used only when its node
+        accuracy beat keeping every member there).
     """
 
     _parameter_constraints: ClassVar[dict[str, Constraint]] = {
         **GcnD._parameter_constraints,
         "seed_rule": OneOf(("random", "max_degree")),
+        "segment": OneOf(("auto", True, False), same_type=True),
         "keep_outliers": Param(bool),
         "seed": Param(int, 0),
     }
@@ -226,13 +231,15 @@ class GcnDS(GcnD):
                  k: int | None = None, max_size: int | None = None,
                  min_score: float | None = None, batch_nodes: int = 65536,
                  iop_range: tuple[float, float] = (0.1, 0.9), seed_rule: str = "random",
-                 keep_outliers: bool = False, seed: int = 42) -> None:
+                 keep_outliers: bool = False, seed: int = 42,
+                 segment: str | bool = "auto") -> None:
         super().__init__(model=model, preset=preset, k=k, max_size=max_size,
                          min_score=min_score, batch_nodes=batch_nodes)
         self.iop_range = iop_range
         self.seed_rule = seed_rule
         self.keep_outliers = keep_outliers
         self.seed = seed
+        self.segment = segment
 
     def _validate_params(self) -> None:
         r = self.iop_range
@@ -250,12 +257,18 @@ class GcnDS(GcnD):
               weight_decay: float = 1e-4, optimizer: str = "adam", weighted: bool = True,
               s_steps: int = 300, s_batch_size: int = 8,
               s_iop_lo: float = 0.2, s_iop_hi: float = 0.8,
-              s_seed_input: str = "indicator") -> dict[str, Any]:
+              s_seed_input: str = "indicator", s_check: float = 0.3) -> dict[str, Any]:
         """Train GCN-D (IoU; the same network as ``gcn-d``'s), GCN-D on IoP and GCN-S into
         ``out_dir`` (it also serves ``gcn-d``). GCN-S trains on proposals with true IoP in
         ``[s_iop_lo, s_iop_hi]`` (all impure ones when fewer than ``s_batch_size`` fall there), with the
         seed given as a one-hot column (``s_seed_input="indicator"``, the reference) or also
         as residuals ``x - x_seed`` (``"residual"``).
+
+        ``s_check`` (fraction of the training *identities*, 0 = off): a GCN-S trained on the
+        other identities' proposals is tested on theirs (node accuracy of "P(same as seed)
+        > 0.5" on the impure proposals, random seeds) against keeping every member; the
+        result is stored and ``cluster`` (``segment="auto"``) applies GCN-S only when it
+        beat keeping all. Model selection on training people only, never on test people.
         """
         from ..nn.train import clear_resume
 
@@ -283,10 +296,16 @@ class GcnDS(GcnD):
         if len(sel) == 0:
             sel = np.arange(len(props))
         sp_ = props.select(sel)
+        check = None
+        if s_check:
+            check = _check_gcn_s(out_dir, x, y, preset, k, max_size, min_size, step, offset,
+                                 float(s_check), lo, hi, s_steps, s_batch_size, s_seed_input,
+                                 common)
         model, meta, save = _train_net(out_dir, _SEG, x, y, graph, sp_, None, kind="seg",
                                        steps=s_steps, batch_size=s_batch_size,
                                        seed_input=s_seed_input, **common)
-        meta.update(iop_range=[lo, hi], n_selected=len(sel))
+        meta.update(iop_range=[lo, hi], n_selected=len(sel), check=check,
+                    segment=True if check is None else bool(check["gain"] > 0))
         save(model, out_dir, _SEG, meta)
         out[_SEG] = meta
         clear_resume(out_dir)
@@ -302,7 +321,13 @@ class GcnDS(GcnD):
                              "`faceclust train --method gcn-ds ...`")
         with self._stage("load"):
             iop_model, _ = load_dsgcn(directory, _IOP)
-            seg, _ = load_dsgcn(directory, _SEG)
+            seg, smeta = load_dsgcn(directory, _SEG)
+        self.segmented_ = bool(smeta.get("segment", True)) if self.segment == "auto" \
+            else bool(self.segment)
+        if not self.segmented_:
+            self.n_segmented_ = 0
+            with self._stage("deoverlap"):
+                return deoverlap(props, scores, x.shape[0], min_score=self.min_score)
         with self._stage("gcn-d-iop"):
             iop = self._predict(iop_model, x, graph, props, weighted, "GCN-D IoP")
         lo, hi = float(self.iop_range[0]), float(self.iop_range[1])
@@ -322,6 +347,47 @@ class GcnDS(GcnD):
         with self._stage("deoverlap"):
             props, scores = _clean(props, scores, which, sub, keep_entry, self.keep_outliers)
             return deoverlap(props, scores, x.shape[0], min_score=self.min_score)
+
+
+def _check_gcn_s(out_dir, x, y, preset, k, max_size, min_size, step, offset, fraction, lo, hi,
+                 steps, batch_size, seed_input, common) -> dict[str, Any] | None:
+    """Node accuracy of a GCN-S trained on some training identities, on the others' impure
+    proposals, against keeping every member (the base rate); None when a side has none."""
+    from ..nn.dsgcn import predict_proposals, seed_nodes
+    from ..stages.confidence import split_by_identity
+
+    if len(np.unique(y)) < 4:
+        return None
+    fit_idx, val_idx = split_by_identity(y, fraction, seed=common["seed"])
+    sides = []
+    for idx in (fit_idx, val_idx):
+        if len(idx) < 4:
+            return None
+        g = build_knn(x[idx], k=min(k, len(idx) - 1))
+        p = generate_proposals(x[idx], g.ids, g.sims, preset, offset=offset, max_size=max_size,
+                               min_size=min_size, step=step)
+        iop = proposal_targets(p, y[idx])[1] if len(p) else np.zeros(0, np.float32)
+        sides.append((idx, g, p, iop))
+    (fi, fg, fp, fiop), (vi, vg, vp, viop) = sides
+    sel = np.flatnonzero((fiop >= lo) & (fiop <= hi))
+    if len(sel) < batch_size:
+        sel = np.flatnonzero(fiop < 1.0)
+    val = vp.select(np.flatnonzero(viop < 1.0))
+    if len(sel) == 0 or len(val) == 0:
+        return None
+    model, _, _ = _train_net(out_dir, _SEG + ".check", x[fi], y[fi], fg, fp.select(sel), None,
+                             kind="seg", steps=steps, batch_size=batch_size,
+                             seed_input=seed_input, **common)
+    seeds = seed_nodes(val, None, "random", np.random.default_rng(common["seed"]))
+    prob = predict_proposals(model, x[vi], vg.ids, vg.sims, val, weighted=common["weighted"],
+                             seeds=seeds, desc="GCN-S check")
+    yv = y[vi]
+    same = yv[val.nodes] == yv[val.nodes[seeds]][val.owner()]
+    kept = (prob > 0.5) | np.isin(np.arange(len(prob)), seeds)
+    acc, base = float(np.mean(kept == same)), float(np.mean(same))
+    return {"val_identities": int(len(np.unique(yv))), "val_proposals": len(val),
+            "node_accuracy": round(acc, 4), "keep_all_accuracy": round(base, 4),
+            "gain": round(acc - base, 4)}
 
 
 def _clean(props: Proposals, scores: np.ndarray, which: np.ndarray, sub: Proposals,
