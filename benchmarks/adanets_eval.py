@@ -14,7 +14,6 @@ seconds and the process's peak RSS so far (ru_maxrss).
 
 from __future__ import annotations
 
-import ast
 import json
 import os
 import resource
@@ -23,6 +22,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+from faceclust.params import parse_set
 
 _HERE = Path(__file__).resolve()
 DATA = next((p / "shared" / "data" for p in _HERE.parents[1:4] if (p / "shared" / "data").is_dir()),
@@ -58,13 +59,7 @@ def main() -> None:
     from faceclust.metrics import evaluate
 
     name, rest = sys.argv[1], sys.argv[2:]
-    params = {}
-    for a in rest:
-        k, _, v = a.partition("=")
-        try:
-            params[k] = ast.literal_eval(v)
-        except (ValueError, SyntaxError):
-            params[k] = v
+    params = parse_set(rest)
     eval_only = params.pop("eval_only", 0)
     out = WORK / params.pop("tag", name)
     xtr, ytr, xte, yte = regime(name)

@@ -14,7 +14,6 @@ GCN_LFW_SPLIT=train evaluates on the training split (to choose thresholds withou
 
 from __future__ import annotations
 
-import ast
 import json
 import os
 import resource
@@ -24,19 +23,10 @@ from pathlib import Path
 
 import numpy as np
 
+from faceclust.params import parse_set
+
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "lfw"
 WORK = Path(os.environ.get("GCN_LFW_WORK", "/tmp/gcn_lfw"))
-
-
-def _params(args: list[str]) -> dict:
-    out = {}
-    for a in args:
-        k, _, v = a.partition("=")
-        try:
-            out[k] = ast.literal_eval(v)
-        except (ValueError, SyntaxError):
-            out[k] = v
-    return out
 
 
 def _rss_mib() -> float:
@@ -73,7 +63,7 @@ def main() -> None:
 
         x = np.load(WORK / "train_x.npy")
         y = np.load(WORK / "train_y.npy")
-        p = _params(rest)
+        p = parse_set(rest)
         out = p.pop("out", str(WORK / "model"))
         t0 = time.perf_counter()
         fn = train_gcn_v_model if cmd == "train-v" else train_gcn_e_model
@@ -90,7 +80,7 @@ def main() -> None:
         split = os.environ.get("GCN_LFW_SPLIT", "test")  # "train" to choose thresholds
         x = np.load(WORK / f"{split}_x.npy")
         y = np.load(WORK / f"{split}_y.npy")
-        method, p = rest[0], _params(rest[1:])
+        method, p = rest[0], parse_set(rest[1:])
         if method.startswith("gcn") and "model" not in p:
             p["model"] = str(WORK / "model")
         est = get_method(method)(**p)

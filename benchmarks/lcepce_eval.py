@@ -17,7 +17,6 @@ faster than two.
 
 from __future__ import annotations
 
-import ast
 import json
 import os
 import resource
@@ -27,21 +26,12 @@ from pathlib import Path
 
 import numpy as np
 
+from faceclust.params import parse_set
+
 DATA = Path(os.environ.get("FACECLUST_DATA", "")) if os.environ.get("FACECLUST_DATA") else next(
     (p / "shared" / "data" for p in Path(__file__).resolve().parents
      if (p / "shared" / "data").is_dir()), Path("/work/shared/data"))
 WORK = Path(os.environ.get("LCEPCE_WORK", "/tmp/lcepce_eval"))
-
-
-def _params(args: list[str]) -> dict:
-    out = {}
-    for a in args:
-        k, _, v = a.partition("=")
-        try:
-            out[k] = ast.literal_eval(v)
-        except (ValueError, SyntaxError):
-            out[k] = v
-    return out
 
 
 def _lfw(feat: str, side: str) -> tuple[np.ndarray, np.ndarray]:
@@ -97,7 +87,7 @@ def main() -> None:
     if cmd == "train":
         x, y = _lfw(feat, "train")
         t0 = time.perf_counter()
-        meta = get_method(method).train(x, y, model, **_params(rest))
+        meta = get_method(method).train(x, y, model, **parse_set(rest))
         secs = time.perf_counter() - t0
         nets = {k: {"best_epoch": v.get("best_epoch"), "epochs": v.get("epochs"),
                     "pool": v.get("pool")}
@@ -106,7 +96,7 @@ def main() -> None:
                           "seconds": round(secs, 1), "nets": nets,
                           "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}))
         return
-    testset, params = rest[0], _params(rest[1:])
+    testset, params = rest[0], parse_set(rest[1:])
     x, y = _testset(testset, feat)
     if get_method(method).needs_model:
         params["model"] = str(model)

@@ -14,9 +14,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from faceclust.adaptive import stranger_floor
 from faceclust.errors import FaceclustError
 from faceclust.methods import METHODS, AutoClusterer, make_method
 from faceclust.methods._incremental import IncrementalClusterer
+from faceclust.metrics import evaluate
 from faceclust.synth import make_faces
 
 from .conftest import unit_rows
@@ -123,3 +125,70 @@ def test_explicit_k_beyond_n_is_an_error_default_k_is_reduced():
     assert len(make_method("fc-es").fit(x).labels_) == 30  # default k=80 -> 29
     with pytest.raises(FaceclustError, match="k=40"):
         make_method("fc-es", {"k": 40}).fit(x)
+
+
+def _album(scale: str, people: int, per: int, strangers: int, seed: int = 0) -> tuple:
+    """A hand-built small album on one model's cosine scale: ``people`` x ``per`` photos
+    plus ``strangers``. ``arcface``: different people near cosine 0, one person near
+    0.7; ``dlib``: a shared component puts different people near 0.83 and one person
+    near 0.95 (the scales of the shared LFW features)."""
+    rng = np.random.default_rng(seed)
+    d = 128
+    ids = np.concatenate([np.repeat(np.arange(people), per), people + np.arange(strangers)])
+    centres = unit_rows(rng.normal(size=(people + strangers, d)))
+    noise = unit_rows(rng.normal(size=(len(ids), d)))
+    if scale == "arcface":
+        x = unit_rows(0.84 * centres[ids] + 0.55 * noise)
+    else:
+        common = unit_rows(rng.normal(size=(1, d)))
+        x = unit_rows(0.91 * common + 0.37 * centres[ids] + 0.16 * noise)
+    return x, ids
+
+
+@pytest.mark.parametrize("scale", ["arcface", "dlib"])
+def test_hand_built_albums_have_the_intended_scale(scale):
+    x, y = _album(scale, 3, 4, 3)
+    s = x @ x.T
+    a, b = np.triu_indices(len(x), 1)
+    same, diff = s[a, b][y[a] == y[b]], s[a, b][y[a] != y[b]]
+    lo, hi = {"arcface": ((-0.3, 0.3), (0.55, 0.85)), "dlib": ((0.75, 0.9), (0.92, 0.98))}[scale]
+    assert lo[0] < diff.mean() < lo[1] and hi[0] < same.mean() < hi[1]
+
+
+@pytest.mark.parametrize("scale", ["arcface", "dlib"])
+@pytest.mark.parametrize("cls", [AutoClusterer, IncrementalClusterer])
+def test_stranger_floor_on_both_scales(scale, cls):
+    """Strangers stay apart and 3 people x 4 photos are found, on either model's scale."""
+    for n in (6, 20, 45):
+        x = _album(scale, 0, 0, n, seed=n)[0]
+        assert len(np.unique(cls(small_floor=1e-3).fit(x).labels_)) == n, n
+    x, y = _album(scale, 3, 4, 3)
+    labels = cls(small_floor=1e-3).fit(x).labels_
+    assert evaluate(y, labels)["pairwise_precision"] == 1.0
+    assert evaluate(y, labels)["pairwise_recall"] == 1.0
+
+
+def test_stranger_floor_invariants():
+    x, _ = _album("dlib", 3, 4, 10, seed=3)
+    f3, f2 = stranger_floor(x, 1e-3), stranger_floor(x, 1e-2)
+    assert f2 < f3 < 1.0  # a stricter chance gives a higher floor
+    q = np.linalg.qr(np.random.default_rng(0).normal(size=(128, 128)))[0].astype(np.float32)
+    assert stranger_floor(x @ q, 1e-3) == pytest.approx(f3, abs=1e-5)  # rotation-free
+    assert stranger_floor(x[::-1], 1e-3) == pytest.approx(f3, abs=1e-5)  # order-free
+    assert stranger_floor(x[:1]) == np.inf
+    same = np.repeat(x[:1], 6, axis=0)
+    assert stranger_floor(same) == np.inf  # no spread: nothing stands out
+    # strangers: no pair reaches the floor (family-wise chance ~1e-3)
+    for seed in range(20):
+        xs = _album("arcface", 0, 0, 30, seed=seed)[0]
+        s = (xs @ xs.T)[np.triu_indices(30, 1)]
+        assert s.max() < stranger_floor(xs, 1e-3)
+
+
+def test_small_floor_leaves_50_faces_and_more_alone():
+    """The rule is for N < 50 only: from 50 faces on, small_floor changes nothing."""
+    x = _album("arcface", 5, 6, 25, seed=1)[0]
+    assert len(x) == 55
+    a, b = AutoClusterer().fit(x), AutoClusterer(small_floor=1e-3).fit(x)
+    np.testing.assert_array_equal(a.labels_, b.labels_)
+    assert a.threshold_ == b.threshold_

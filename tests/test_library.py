@@ -276,12 +276,17 @@ def test_incremental_from_state_continues_like_the_saved_estimator():
 
     x, _ = make_faces(900, 40, 32, seed=2)
     a = IncrementalClusterer().fit(x[:600])
+    assert a.n_at_estimate_ == 600
+    with pytest.raises(AttributeError):
+        a.n_at_estimate_ = 1  # read-only
     b = IncrementalClusterer.from_state(x[:600], a.labels_, threshold=a.threshold_,
-                                        estimate=a.estimate_, centre_mean=a.centre_mean_)
+                                        estimate=a.estimate_, centre_mean=a.centre_mean_,
+                                        n_at_estimate=a.n_at_estimate_)
     a.partial_fit(x[600:]).refine()
     b.partial_fit(x[600:]).refine()
     np.testing.assert_array_equal(a.labels_, b.labels_)
     assert a.threshold_ == b.threshold_
+    assert a.n_at_estimate_ == b.n_at_estimate_ > 600  # grown past 25 %: re-estimated
     with pytest.raises(InputError, match="labels"):
         IncrementalClusterer.from_state(x[:10], np.arange(9), threshold=0.5)
 

@@ -13,7 +13,7 @@ from ._app import main
 
 def _parse_method_settings(items: tuple[str, ...]) -> dict[str, dict[str, object]]:
     """``method.key=value`` strings to ``{method: {key: value}}`` (values as Python literals)."""
-    from ._core import parse_set
+    from ..params import parse_set
 
     out: dict[str, dict[str, object]] = {}
     for item in items:

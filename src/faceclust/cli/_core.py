@@ -15,7 +15,6 @@ beside it) or a faces file written by ``faceclust embed``.
 
 from __future__ import annotations
 
-import ast
 import json
 import os
 import sys
@@ -28,6 +27,7 @@ import numpy as np
 from ..errors import ParameterError
 from ..knn import INDEX_KINDS, KnnGraph, build_knn, knn_recall
 from ..methods import METHODS, make_method
+from ..params import parse_set
 from ._app import main
 
 #: --preset NAME -> the method used when --method is not given. "auto" estimates
@@ -48,28 +48,6 @@ def load_features(path: str | Path, dim: int | None = None) -> np.ndarray:
     if is_faces_file is not None and is_faces_file(path):
         return read_faces(path).embeddings
     return io.read_features(path, dim=dim)
-
-
-def parse_set(items: tuple[str, ...]) -> dict[str, object]:
-    """``key=value`` strings to a dict; values parsed as Python literals where possible."""
-    out: dict[str, object] = {}
-    for item in items:
-        key, sep, raw = item.partition("=")
-        key = key.strip()
-        if not sep or not key:
-            raise ParameterError(f"--set expects key=value, got {item!r}")
-        low = raw.strip().lower()
-        if low in ("true", "false"):
-            value: object = low == "true"
-        elif low in ("none", "null"):
-            value = None
-        else:
-            try:
-                value = ast.literal_eval(raw.strip())
-            except (ValueError, SyntaxError):
-                value = raw.strip()
-        out[key] = value
-    return out
 
 
 def _print_metrics(metrics: dict, *, as_json: bool) -> None:

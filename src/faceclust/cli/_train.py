@@ -19,8 +19,9 @@ import time
 import click
 
 from ..errors import ParameterError
+from ..params import parse_set
 from ._app import main
-from ._core import load_features, parse_set
+from ._core import load_features
 
 
 def trainable() -> list[str]:

@@ -328,7 +328,7 @@ def _save_state(inc) -> dict[str, Any]:
         "threshold": float(inc.threshold_),
         "estimate": None if est is None else {k: _jsonable(v) for k, v in asdict(est).items()},
         "centre_mean": None if inc.centre_mean_ is None else [float(v) for v in inc.centre_mean_],
-        "n_at_estimate": int(getattr(inc, "_n_at_estimate", len(inc.labels_))),
+        "n_at_estimate": inc.n_at_estimate_,
         "k": inc.k,
     }
 

@@ -147,9 +147,10 @@ class AutoClusterer(BaseClusterer):
         merges need a cosine above the stranger floor
         (:func:`faceclust.adaptive.stranger_floor`), the level a pair of strangers
         in this collection reaches with chance ``small_floor`` (``1e-3``: an album
-        of strangers stays apart). Off by default: on dlib-like embeddings the
-        floor of a small album lies above one person's photos (LFW: same person
-        0.93+, strangers up to 0.90), which split every small photo album.
+        of strangers stays apart), fitted to the angles between its faces. Off by
+        default: it never merges an album of one person, and on dlib-like
+        embeddings it keeps many of one person's photos apart (measured in
+        docs/degenerate.md, ``benchmarks/small_collections.py --real``).
     centre : {"auto", True, False}
         Subtract the mean embedding and re-normalise: decided from the data,
         always, or never. Needs the features (not possible from a graph alone).

@@ -107,6 +107,8 @@ class IncrementalClusterer(BaseClusterer):
         The join/merge threshold (from the first batch's estimate).
     features_ : ndarray
         Unit rows of every face added so far (centred when ``auto`` chose to).
+    n_at_estimate_ : int
+        Collection size at the last threshold estimate (read-only; see :meth:`from_state`).
     touched_ : set of int
         Clusters changed since the last :meth:`refine`.
     batch_seconds_ : list of float
@@ -243,6 +245,16 @@ class IncrementalClusterer(BaseClusterer):
         self._batches_since_refine = 0
         self.touched_ = set()
         return self
+    @property
+    def n_at_estimate_(self) -> int:
+        """Collection size at the last threshold estimate (read-only).
+
+        Re-estimates follow a growth schedule from it; a catalogue that saves the
+        clustering (``faceclust.library.people``) stores it to pass back to
+        :meth:`from_state`.
+        """
+        return int(self._n_at_estimate)
+
     def _fit_identical(self, x: np.ndarray, knn: KnnGraph | None) -> np.ndarray:
         return self._fit(x, knn)  # ``auto`` gives one cluster; the state for partial_fit is kept
 
