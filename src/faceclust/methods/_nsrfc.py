@@ -198,7 +198,7 @@ class ChenDpc(BaseClusterer):
         """Train the similarity transformer on ``X`` / ``labels``; write it to ``out_dir``.
 
         ``k``: neighbours per node, self included (80 upstream). Upstream size:
-        ``width=None`` (= D), depth 1, heads 8, ff_dim 2048, dropout 0.2,
+        ``width=None`` (= D + k tokens), depth 1, heads 8, ff_dim 2048, dropout 0.2,
         ``head_dim=None`` (= D); Adam lr 1e-4, weight decay 5e-4, batch 512, 10
         epochs. Defaults here are a small model that trains in minutes on 2
         cores (AdamW lr 1e-3 with warm-up/cosine). ``val_fraction`` of the
