@@ -30,8 +30,8 @@ Ambiguities of the reference, resolved here:
   candidates; NSR-FC also scores the neighbours' first 10 neighbours as
   candidates -- not done (the set is not enlarged).
 * **Sub-graphs** use the re-ranked lists (hop 1 ``cgcn_k1``, hop 2 ``cgcn_k2``;
-  reference 80 / 10, smaller here for CPU); the local adjacency uses the
-  original kNN (first ``cgcn_k_local`` = 10, cosine weights), as the reference.
+  reference 80 / 10, 5 / 3 here for CPU: a 21-node sub-graph instead of
+  801); the local adjacency uses the original kNN (first ``cgcn_k_local`` = 10, cosine weights), as the reference.
   Training sub-graphs are not filled with nearest-class samples (masked padding).
 * **LCENet / PCENet**: NSR-FC reuses LCE-PCENet's released weights; here they
   are trained by :meth:`LcePce.train` on the same training people (original
@@ -307,20 +307,20 @@ class NsrFc(BaseClusterer):
 
     @classmethod
     def train(cls, X: np.ndarray, labels: np.ndarray, out_dir: str | os.PathLike, *,
-              seed: int = 42, k: int = 40, rerank: bool = True, refine: bool = True,
+              seed: int = 42, k: int = 20, rerank: bool = True, refine: bool = True,
               transformer: bool = True, lce: bool = True, cgcn_hidden: int = 64,
-              cgcn_k1: int = 10, cgcn_k2: int = 5, cgcn_k_local: int = 10,
-              cgcn_epochs: int = 4, cgcn_centres_per_epoch: int = 2048,
+              cgcn_k1: int = 5, cgcn_k2: int = 3, cgcn_k_local: int = 10,
+              cgcn_epochs: int = 3, cgcn_centres_per_epoch: int = 1024,
               cgcn_batch_size: int = 32, cgcn_lr: float = 1e-3, cgcn_weight_decay: float = 1e-4,
               tf_width: int | None = 64, tf_depth: int = 1, tf_heads: int = 4,
               tf_ff_dim: int = 128, tf_dropout: float = 0.2, tf_head_dim: int | None = 64,
-              tf_epochs: int = 4, tf_batch_size: int = 64, tf_lr: float = 1e-3,
+              tf_epochs: int = 3, tf_batch_size: int = 64, tf_lr: float = 1e-3,
               tf_weight_decay: float = 5e-4, lce_params: dict[str, Any] | None = None,
               val_fraction: float = 0.2, center: bool = True) -> dict[str, Any]:
         """Train NSR-FC's stages in order on ``X`` / ``labels``; write them to ``out_dir``.
 
-        ``k``: the kNN size of every stage (80 upstream; 40 here so LCENet/the
-        transformer train in minutes on 2 cores). ``rerank`` / ``refine`` /
+        ``k``: the kNN size of every stage (80 upstream; 20 here so LCENet/the
+        transformer train in minutes on 2 shared cores). ``rerank`` / ``refine`` /
         ``transformer`` / ``lce``: keep that stage (False: the ablation, stored
         in the model). ``cgcn_*``: C-GCN (hidden width, hop-1 / hop-2 sizes --
         upstream 80 / 10 --, local-graph k, epochs of ``cgcn_centres_per_epoch``
