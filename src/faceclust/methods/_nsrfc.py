@@ -31,13 +31,17 @@ Ambiguities of the reference, resolved here:
   candidates -- not done (the set is not enlarged).
 * **Sub-graphs** use the re-ranked lists (hop 1 ``cgcn_k1``, hop 2 ``cgcn_k2``;
   reference 80 / 10, 5 / 3 here for CPU: a 21-node sub-graph instead of
-  801); the local adjacency uses the original kNN (first ``cgcn_k_local`` = 10, cosine weights), as the reference.
-  Training sub-graphs are not filled with nearest-class samples (masked padding).
+  801); the local adjacency uses the original kNN (first ``cgcn_k_local`` =
+  10, cosine weights), as the reference. Training sub-graphs are not filled
+  with nearest-class samples (padding is masked instead).
+* **tau_s rows**: the refined similarities keep the kNN order, so the three
+  largest are found per row (the reference sorts them); self excluded.
 * **LCENet / PCENet**: NSR-FC reuses LCE-PCENet's released weights; here they
   are trained by :meth:`LcePce.train` on the same training people (original
   features), with the NSR-FC ``k``.
 * **Model selection** of every stage on validation people carved from the
-  training people by identity (the reference selected nothing: last epoch).
+  training people by identity (the reference saves one checkpoint per epoch
+  and states no selection rule).
 
 Ablations (one stage removed each; training keyword arguments, stored in the
 model, followed at clustering): ``rerank=False`` -- sub-graphs from the
