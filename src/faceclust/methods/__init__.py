@@ -20,6 +20,7 @@ from ._incremental import IncrementalClusterer  # noqa: F401  (registers increme
 from ._knn_graph_baselines import KnnConnectedComponents, KnnInfomap
 from ._lcepce import FCESER, LcePce  # noqa: F401  (registers lce-pce, fc-eser)
 from ._lgcn import LGcn  # noqa: F401  (registers lgcn)
+from ._nsrfc import ChenDpc, NsrFc  # noqa: F401  (registers chen-dpc, nsr-fc)
 
 __all__ = [
     "METHODS",

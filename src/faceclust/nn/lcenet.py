@@ -62,14 +62,15 @@ def positive_int(name: str, v: object) -> int:
 
 
 class TokenEncoder(nn.Module):
-    """Optional ``Linear(token_dim, width)`` then ``depth`` pre-norm Transformer layers.
+    """Optional ``Linear(token_dim, width)`` then ``depth`` Transformer layers (pre-norm;
+    ``norm_first=False``: post-norm, as Chen et al.'s DETR-style layer).
 
     ``forward(tokens [B, m, token_dim], pad [B, m] bool) -> [B, m, width]``;
     ``pad`` marks missing neighbours (masked as attention keys).
     """
 
     def __init__(self, token_dim: int, width: int, depth: int, heads: int, ff_dim: int,
-                 dropout: float) -> None:
+                 dropout: float, norm_first: bool = True) -> None:
         super().__init__()
         for name, v in (("token_dim", token_dim), ("width", width), ("depth", depth),
                         ("heads", heads), ("ff_dim", ff_dim)):
@@ -81,7 +82,7 @@ class TokenEncoder(nn.Module):
         self.proj = nn.Identity() if width == token_dim else nn.Linear(token_dim, width)
         self.layers = nn.ModuleList(
             nn.TransformerEncoderLayer(width, heads, ff_dim, dropout, batch_first=True,
-                                       norm_first=True)
+                                       norm_first=norm_first)
             for _ in range(depth)
         )
 

@@ -13,7 +13,19 @@ similarities ``sims [N, k]`` and a per-slot connectivity ``conn [N, k]`` in
    none for a local density peak) and E_s = every other one with
    ``c * s >= tau_s``.
 4. :func:`tau_s_top3` -- ``tau_s`` = mean over nodes of the mean of the three
-   nearest non-self similarities.
+   nearest non-self similarities; :func:`tau_s_weighted` -- NSR-FC's variant,
+   ``0.7 s(1) + 0.2 s(2) + 0.1 s(3)`` of the three largest, averaged over nodes.
+
+Chen et al. ("On Mitigating Hard Clusters", ECCV'22) density-peak clustering on a
+learned distance table ``dist [N, k]`` (``1 - P(same identity)``, self included):
+
+5. :func:`ndde_density` -- approximate NDDe: ``P_ij = exp(-d_ij / sigma)`` over
+   each row's ``m`` nearest slots, row-normalised; density = in-flow
+   ``sum_i P_iv``.
+6. :func:`tpdi_distance` -- TPDi: ``1 - sum_{w in N(i) & N(u)} sqrt(P_iw P_uw)``
+   with ``P`` the row-normalised ``exp(-d / sigma)`` over all k slots.
+7. :func:`dpc_links` -- DPC: each node links to its nearest neighbour (by the
+   given distance) whose density is >= its own, when that distance is < tau.
 
 All functions are pure and chunked over rows (temporaries are ``[B, k]``).
 """
@@ -23,9 +35,19 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from ..errors import InputError
+from ..errors import InputError, ParameterError
 
-__all__ = ["density_edges", "lce_density", "symmetric_connectivity", "tau_s_top3"]
+__all__ = [
+    "density_edges",
+    "dpc_links",
+    "lce_density",
+    "ndde_density",
+    "sort_rows",
+    "symmetric_connectivity",
+    "tau_s_top3",
+    "tau_s_weighted",
+    "tpdi_distance",
+]
 
 _ROWS = 1 << 15
 
@@ -99,6 +121,147 @@ def tau_s_top3(ids: np.ndarray, sims: np.ndarray) -> float:
         return float("inf")
     row_mean = np.where(present, top_s, 0.0).sum(axis=1)[ok] / cnt[ok]
     return float(row_mean.mean())
+
+
+def tau_s_weighted(
+    ids: np.ndarray, sims: np.ndarray, weights: tuple[float, ...] = (0.7, 0.2, 0.1)
+) -> float:
+    """NSR-FC's ``tau_s``: per node the weighted sum of its three largest non-self
+    similarities (``0.7 s(1) + 0.2 s(2) + 0.1 s(3)``, largest first), averaged over nodes.
+
+    Unlike :func:`tau_s_top3` the row need not be sorted by ``sims`` (NSR-FC's
+    refined similarities keep the kNN order). A node with fewer than
+    ``len(weights)`` present neighbours uses the weights of the ones it has,
+    renormalised; a node with none is skipped.
+    """
+    ids, sims = _check(ids, sims)
+    w = np.asarray(weights, dtype=np.float64)
+    m = len(w)
+    keep = (ids >= 0) & (ids != np.arange(len(ids))[:, None])
+    s = np.where(keep, sims, -np.inf).astype(np.float64)
+    top = -np.sort(-s, axis=1)[:, :m]
+    if top.shape[1] < m:
+        top = np.pad(top, ((0, 0), (0, m - top.shape[1])), constant_values=-np.inf)
+    present = np.isfinite(top)
+    wsum = (present * w).sum(axis=1)
+    ok = wsum > 0
+    if not ok.any():
+        return float("inf")
+    val = np.where(present, top, 0.0) @ w
+    return float((val[ok] / wsum[ok]).mean())
+
+
+def sort_rows(ids: np.ndarray, dist: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each row of ``(ids, dist)`` sorted by ``dist`` ascending (stable); missing slots
+    (``ids == -1``) last with ``dist = inf``."""
+    ids, dist = _check(ids, dist)
+    d = np.where(ids >= 0, dist, np.inf).astype(np.float32)
+    order = np.argsort(d, axis=1, kind="stable")
+    return (np.ascontiguousarray(np.take_along_axis(ids, order, axis=1)),
+            np.ascontiguousarray(np.take_along_axis(d, order, axis=1)))
+
+
+def _row_probabilities(ids: np.ndarray, dist: np.ndarray, sigma: float) -> np.ndarray:
+    """``exp(-d / sigma)`` over present slots, divided by (row sum + 1e-5) (Chen et al.)."""
+    if not sigma > 0:
+        raise ParameterError(f"sigma must be > 0, got {sigma!r}")
+    present = ids >= 0
+    e = np.where(present, np.exp(-np.where(present, dist, 0.0).astype(np.float64) / sigma), 0.0)
+    return e / (e.sum(axis=1, keepdims=True) + 1e-5)
+
+
+def ndde_density(ids: np.ndarray, dist: np.ndarray, sigma: float = 0.5, m: int = 20) -> np.ndarray:
+    """Chen et al.'s approximate NDDe density ``[N]`` float32 (in-flow of a one-step walk).
+
+    Rows must be sorted by ``dist`` ascending (:func:`sort_rows`); the first ``m``
+    slots (self included, as in the reference's kNN rows) give
+    ``P_ij = exp(-d_ij / sigma) / (sum_j exp(-d_ij / sigma) + 1e-5)`` and
+    ``density_v = sum_i P_iv``. Missing slots carry no weight.
+    """
+    ids, dist = _check(ids, dist)
+    if isinstance(m, bool) or not isinstance(m, int | np.integer) or m < 1:
+        raise ParameterError(f"m must be a positive integer, got {m!r}")
+    i, d = ids[:, :m], dist[:, :m]
+    p = _row_probabilities(i, d, sigma)
+    present = i >= 0
+    return np.bincount(i[present], weights=p[present], minlength=len(ids)).astype(np.float32)
+
+
+def tpdi_distance(ids: np.ndarray, dist: np.ndarray, sigma: float = 0.05) -> np.ndarray:
+    """Chen et al.'s TPDi distance of every slot, ``[N, k]`` float32 (missing: inf).
+
+    ``Q_i(w) = sqrt(P_i(w))`` with ``P_i`` the row-normalised ``exp(-d / sigma)``
+    over all present slots of row i (self included);
+    ``tpdi(i, u) = 1 - sum_{w in N(i) & N(u)} Q_i(w) Q_u(w)`` (a transition-
+    probability overlap: 0 for identical rows). O(N k^2 log k), compiled,
+    parallel over rows, memory O(N k).
+    """
+    ids, dist = _check(ids, dist)
+    q = np.sqrt(_row_probabilities(ids, dist, sigma)).astype(np.float32)
+    order = np.argsort(ids, axis=1, kind="stable")
+    sid = np.ascontiguousarray(np.take_along_axis(ids, order, axis=1)).astype(np.int64)
+    sq = np.ascontiguousarray(np.take_along_axis(q, order, axis=1))
+    return _tpdi_kernel(np.ascontiguousarray(ids).astype(np.int64), sid, sq)
+
+
+@njit(parallel=True, cache=True)
+def _tpdi_kernel(ids, sid, sq):  # pragma: no cover - compiled
+    n, k = ids.shape
+    out = np.full((n, k), np.inf, dtype=np.float32)
+    for i in prange(n):
+        for j in range(k):
+            u = ids[i, j]
+            if u < 0:
+                continue
+            a, b, acc = 0, 0, 0.0
+            while a < k and b < k:
+                x, y = sid[i, a], sid[u, b]
+                if x < 0:
+                    a += 1
+                elif y < 0:
+                    b += 1
+                elif x == y:
+                    acc += sq[i, a] * sq[u, b]
+                    a += 1
+                    b += 1
+                elif x < y:
+                    a += 1
+                else:
+                    b += 1
+            out[i, j] = np.float32(1.0 - acc)
+    return out
+
+
+def dpc_links(
+    ids: np.ndarray, dist: np.ndarray, density: np.ndarray, tau: float = 0.7
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Chen et al.'s DPC linking: at most one edge per node, ``(src, dst, dist)``.
+
+    For node i, scan its slots by ``dist`` ascending (ties: slot order) and take
+    the first neighbour ``u != i`` with ``density[u] >= density[i]``; link
+    ``i -> u`` when ``dist < tau`` (strict). Since the scan is ascending, this is
+    "the nearest denser-or-equal neighbour, if nearer than tau" (``max_conn = 1``).
+    A node with no such neighbour is a density peak (no edge).
+    """
+    ids, dist = _check(ids, dist)
+    rho = np.asarray(density, dtype=np.float32)
+    n = len(ids)
+    if rho.shape != (n,):
+        raise InputError(f"dpc_links: density must have shape ({n},), got {rho.shape}")
+    srcs, dsts, ws = [], [], []
+    for s in range(0, n, _ROWS):
+        i, d = sort_rows(ids[s : s + _ROWS], dist[s : s + _ROWS])
+        rows = np.arange(s, s + len(i))
+        present = i >= 0
+        ok = present & (i != rows[:, None]) & (rho[np.where(present, i, 0)] >= rho[rows][:, None])
+        first = ok.argmax(axis=1)
+        has = ok[np.arange(len(i)), first]
+        dd = d[np.arange(len(i)), first]
+        link = has & (dd < tau)
+        srcs.append(rows[link])
+        dsts.append(i[link, first[link]])
+        ws.append(dd[link])
+    return _cat(list(zip(srcs, dsts, ws, strict=True)))
 
 
 def density_edges(
