@@ -15,7 +15,7 @@ from faceclust.stages.density import (
     tau_s_weighted,
     tpdi_distance,
 )
-from faceclust.stages.subgraph import subgraph_adjacency, subgraph_size, two_hop_subgraphs
+from faceclust.stages.subgraphs import subgraph_adjacency, subgraph_size, two_hop_subgraphs
 
 
 def test_ndde_density_is_the_in_flow_of_row_normalised_weights():

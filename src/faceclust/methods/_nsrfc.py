@@ -13,7 +13,7 @@ neighbour of density >= its own when TPDi < tau (0.7) -> connected components
    (the Ada-NETS stage) with ``lam=0`` (pure Jaccard of the expanded
    k-reciprocal sets, as NSR-FC's ``re-ranking.py``);
 2. C-GCN feature refinement on two-hop sub-graphs of the re-ranked lists
-   (:mod:`faceclust.nn.cgcn`, :mod:`faceclust.stages.subgraph`);
+   (:mod:`faceclust.nn.cgcn`, :mod:`faceclust.stages.subgraphs`);
 3. Chen et al.'s transformer similarity on the refined features;
 4. LCE density graph + PCENet global connectivity + BFS (connected
    components) on the stage-3 similarities, ``tau_s`` = mean over nodes of

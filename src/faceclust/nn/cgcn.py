@@ -1,8 +1,8 @@
 """NSR-FC's cascaded GCN (C-GCN): feature refinement on two-hop sub-graphs.
 
-Per centre node a sub-graph (:func:`faceclust.stages.subgraph.two_hop_subgraphs`
+Per centre node a sub-graph (:func:`faceclust.stages.subgraphs.two_hop_subgraphs`
 on the re-ranked kNN) with its local adjacency
-(:func:`~faceclust.stages.subgraph.subgraph_adjacency`). Model (``H`` = hidden):
+(:func:`~faceclust.stages.subgraphs.subgraph_adjacency`). Model (``H`` = hidden):
 
 1. ``LayerNorm(D)``; residual ``r = Linear(D, H)(x)``.
 2. Stage a: ``t = MLP(x)`` (kept as ``x_out``); ``t`` <- GraphConv with the local
@@ -37,7 +37,7 @@ from torch.nn import functional as F
 
 from .._progress import progress
 from ..errors import InputError
-from ..stages.subgraph import subgraph_adjacency, two_hop_subgraphs
+from ..stages.subgraphs import subgraph_adjacency, two_hop_subgraphs
 from .checkpoint import check_config, load_checkpoint, load_state, save_checkpoint
 from .lcenet import positive_int
 from .pairtrain import train_epochs
