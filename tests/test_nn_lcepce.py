@@ -20,7 +20,7 @@ from faceclust.nn.lcenet import (  # noqa: E402
     predict_connectivity,
     save_lcenet,
 )
-from faceclust.nn.pairtrain import balanced_pairs  # noqa: E402
+from faceclust.nn.pairtrain import balanced_pairs, capped_per_class  # noqa: E402
 from faceclust.nn.pcenet import PCENet, load_pcenet, predict_pairs, save_pcenet  # noqa: E402
 from faceclust.synth import make_faces  # noqa: E402
 
@@ -123,6 +123,15 @@ def test_balanced_sampler_draws_half_positive():
     assert len(idx) == 200 and same[idx].sum() == 100
     with pytest.raises(InputError, match="positive and negative"):
         balanced_pairs(np.ones(5, bool), 10, np.random.default_rng(0))
+
+
+def test_validation_pool_capped_per_class():
+    same = np.array([True] * 3 + [False] * 97)
+    idx = capped_per_class(same, 10, np.random.default_rng(0))
+    assert same[idx].sum() == 3 and (~same[idx]).sum() == 10  # all 3 positives, 10 of 97
+    assert np.all(np.diff(idx) > 0)
+    np.testing.assert_array_equal(capped_per_class(same, 100, np.random.default_rng(0)),
+                                  np.arange(100))
 
 
 def _data(seed):
