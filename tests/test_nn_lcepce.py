@@ -14,13 +14,15 @@ from faceclust.methods import get_method  # noqa: E402
 from faceclust.metrics import evaluate  # noqa: E402
 from faceclust.nn.lcenet import (  # noqa: E402
     LCENet,
+    SplitProjection,
     centred,
     load_lcenet,
     neighbour_tokens,
     predict_connectivity,
+    projected_tokens,
     save_lcenet,
 )
-from faceclust.nn.pairtrain import balanced_pairs  # noqa: E402
+from faceclust.nn.pairtrain import balanced_pairs, capped_per_class  # noqa: E402
 from faceclust.nn.pcenet import PCENet, load_pcenet, predict_pairs, save_pcenet  # noqa: E402
 from faceclust.synth import make_faces  # noqa: E402
 
@@ -109,6 +111,33 @@ def test_inference_batches_and_precisions_agree():
         predict_connectivity(lce, x[:, :4], ids)
 
 
+def test_split_projection_equals_projecting_the_tokens():
+    """The inference fast path (f W_f gathered per node) gives proj([f || A]) exactly."""
+    n, k, d = 23, 6, 8
+    x, ids = _x(n, d, 2), _ids(n, k, 2)
+    ids[:4, -2:] = -1  # missing neighbours
+    torch.manual_seed(2)
+    lce = LCENet(d, k, **TINY).eval()
+    xt, nbr = torch.from_numpy(x), torch.from_numpy(ids.astype(np.int64))
+    with torch.inference_mode():
+        tok, pad = neighbour_tokens(xt, nbr)
+        split = SplitProjection.of(lce.encoder, xt)
+        h, pad2 = projected_tokens(xt, nbr, split)
+        torch.testing.assert_close(h, lce.encoder.proj(tok), atol=1e-5, rtol=1e-5)
+        assert torch.equal(pad, pad2)
+        torch.testing.assert_close(lce(h, pad, True), lce(tok, pad), atol=1e-5, rtol=1e-5)
+    assert SplitProjection.of(LCENet(d, k, width=None, depth=1, heads=1, ff_dim=8).encoder,
+                              xt) is None  # upstream width: no projection to split
+    pce = PCENet(d, 3, width=16, depth=1, heads=2, ff_dim=16, mlp_dim=16).eval()
+    src, dst = np.arange(n), (np.arange(n) + 1) % n
+    fast = predict_pairs(pce, x, ids, src, dst)
+    with torch.inference_mode():  # the plain path, by hand
+        both = torch.from_numpy(np.concatenate([ids[src, :3], ids[dst, :3]], 1).astype(np.int64))
+        tok, pad = neighbour_tokens(xt, both)
+        plain = torch.softmax(pce(tok, pad, xt[src], xt[dst]), -1)[:, 1].numpy()
+    np.testing.assert_allclose(fast, plain, atol=1e-5)
+
+
 def test_centred_inputs():
     x = np.array([[0.9, 0.1], [0.8, 0.3]], dtype=np.float32)
     np.testing.assert_array_equal(centred(x, torch.zeros(2)), x)  # zeros: off
@@ -123,6 +152,15 @@ def test_balanced_sampler_draws_half_positive():
     assert len(idx) == 200 and same[idx].sum() == 100
     with pytest.raises(InputError, match="positive and negative"):
         balanced_pairs(np.ones(5, bool), 10, np.random.default_rng(0))
+
+
+def test_validation_pool_capped_per_class():
+    same = np.array([True] * 3 + [False] * 97)
+    idx = capped_per_class(same, 10, np.random.default_rng(0))
+    assert same[idx].sum() == 3 and (~same[idx]).sum() == 10  # all 3 positives, 10 of 97
+    assert np.all(np.diff(idx) > 0)
+    np.testing.assert_array_equal(capped_per_class(same, 100, np.random.default_rng(0)),
+                                  np.arange(100))
 
 
 def _data(seed):

@@ -47,7 +47,8 @@ _PRECISIONS = ("fp32", "bf16", "int8")  # as faceclust.nn.lcenet.PRECISIONS (no 
 _PCE_DEFAULTS: dict[str, Any] = {
     "pce_k": 10, "pce_width": 64, "pce_depth": 2, "pce_heads": 4, "pce_ff_dim": 128,
     "pce_dropout": 0.1, "pce_mlp_dim": 128, "pce_epochs": 6, "pce_pairs_per_epoch": 4096,
-    "pce_batch_size": 128, "pce_lr": 1e-3, "pce_weight_decay": 1e-4, "center": True,
+    "pce_batch_size": 128, "pce_lr": 1e-3, "pce_weight_decay": 1e-4, "pce_val_pairs": 8192,
+    "center": True,
 }
 
 #: ``lce-pce`` training defaults. Upstream LCENet size: width=None (D + k), depth=3,
@@ -75,7 +76,8 @@ def _params(params: dict[str, Any], defaults: dict[str, Any], what: str) -> dict
         )
     p = {**defaults, **params}
     check_param("val_fraction", p["val_fraction"], (int, float), 0.0, 1.0, lo_open=True, hi_open=True)
-    for key in ("k", "pce_k", "pce_epochs", "pce_pairs_per_epoch", "pce_batch_size"):
+    for key in ("k", "pce_k", "pce_epochs", "pce_pairs_per_epoch", "pce_batch_size",
+                "pce_val_pairs"):
         check_param(key, p[key], int, 1)
     return p
 
@@ -97,7 +99,7 @@ def _pair_kwargs(p: dict[str, Any], seed: int) -> dict[str, Any]:
         "mlp_dim": p["pce_mlp_dim"], "epochs": p["pce_epochs"],
         "pairs_per_epoch": p["pce_pairs_per_epoch"], "batch_size": p["pce_batch_size"],
         "lr": float(p["pce_lr"]), "weight_decay": float(p["pce_weight_decay"]), "seed": seed,
-        "center": bool(p["center"]),
+        "center": bool(p["center"]), "val_pairs": p["pce_val_pairs"],
     }
 
 
@@ -237,7 +239,7 @@ class LcePce(BaseClusterer):
               pce_dropout: float = 0.1, pce_mlp_dim: int = 128, pce_epochs: int = 6,
               pce_pairs_per_epoch: int = 4096, pce_batch_size: int = 128,
               pce_lr: float = 1e-3, pce_weight_decay: float = 1e-4,
-              center: bool = True) -> dict[str, Any]:
+              pce_val_pairs: int = 8192, center: bool = True) -> dict[str, Any]:
         """Train LCENet then PCENet on ``X`` / ``labels``; write both to ``out_dir``.
 
         ``k``: the LCENet's neighbours (self included; fixed by the model, used at
@@ -377,7 +379,7 @@ class FCESER(FCES):
               pce_dropout: float = 0.1, pce_mlp_dim: int = 128, pce_epochs: int = 6,
               pce_pairs_per_epoch: int = 4096, pce_batch_size: int = 128,
               pce_lr: float = 1e-3, pce_weight_decay: float = 1e-4,
-              center: bool = True) -> dict[str, Any]:
+              pce_val_pairs: int = 8192, center: bool = True) -> dict[str, Any]:
         """Train the edge-recall pair model on FC-ESER's recall candidates of ``X``.
 
         Candidates come from the training people's own NEP graph (``k``,

@@ -36,11 +36,13 @@ __all__ = [
     "CHECKPOINT_NAME",
     "PRECISIONS",
     "LCENet",
+    "SplitProjection",
     "TokenEncoder",
     "centred",
     "load_lcenet",
     "neighbour_tokens",
     "predict_connectivity",
+    "projected_tokens",
     "quantized",
     "run_precision",
     "save_lcenet",
@@ -86,8 +88,10 @@ class TokenEncoder(nn.Module):
             for _ in range(depth)
         )
 
-    def forward(self, tokens: torch.Tensor, pad: torch.Tensor) -> torch.Tensor:
-        h = self.proj(tokens)
+    def forward(self, tokens: torch.Tensor, pad: torch.Tensor,
+                projected: bool = False) -> torch.Tensor:
+        """``projected``: ``tokens`` already went through ``proj`` (:func:`projected_tokens`)."""
+        h = tokens if projected else self.proj(tokens)
         mask = pad if bool(pad.any()) else None
         for layer in self.layers:
             h = layer(h, src_key_padding_mask=mask)
@@ -106,6 +110,46 @@ def neighbour_tokens(x: torch.Tensor, nbr: torch.Tensor) -> tuple[torch.Tensor, 
     f = x[nbr.clamp_min(0)].masked_fill(pad[..., None], 0.0)
     a = torch.bmm(f, f.transpose(1, 2))
     return torch.cat([f, a], dim=-1), pad
+
+
+class SplitProjection:
+    """The input projection of a :class:`TokenEncoder` split over the token's two parts.
+
+    ``proj([f || A_row]) = f W_f^T + A_row W_A^T + b``: ``f W_f^T`` is computed once
+    per node (``[N, W]``) and gathered, so inference never builds the ``[B, m, D + m]``
+    token tensor nor multiplies its D columns once per slot (D = 512: ~95 % of the
+    projection's work and the largest copies of the hot path). Same numbers as the
+    plain path up to float rounding. None (:meth:`of`) when the encoder has no
+    plain ``Linear`` projection (``width=None``, or an int8-quantised copy).
+    """
+
+    def __init__(self, xp: torch.Tensor, w_a: torch.Tensor, bias: torch.Tensor) -> None:
+        self.xp, self.w_a, self.bias = xp, w_a, bias
+
+    @classmethod
+    def of(cls, encoder: TokenEncoder, xt: torch.Tensor) -> SplitProjection | None:
+        proj = encoder.proj
+        if type(proj) is not nn.Linear:
+            return None
+        d = xt.shape[1]
+        w = proj.weight.detach()
+        return cls(xt @ w[:, :d].T, w[:, d:].T.contiguous(), proj.bias.detach())
+
+
+def projected_tokens(
+    xt: torch.Tensor, nbr: torch.Tensor, split: SplitProjection
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``proj(neighbour_tokens(xt, nbr))`` through ``split`` and the pad mask."""
+    pad = nbr < 0
+    has_pad = bool(pad.any())
+    idx = nbr.clamp_min(0) if has_pad else nbr
+    f = xt[idx]
+    hp = split.xp[idx]
+    if has_pad:
+        f = f.masked_fill(pad[..., None], 0.0)
+        hp = hp.masked_fill(pad[..., None], 0.0)
+    a = torch.bmm(f, f.transpose(1, 2))
+    return torch.baddbmm(hp + split.bias, a, split.w_a.expand(len(a), -1, -1)), pad
 
 
 def centred(x: np.ndarray, center: torch.Tensor) -> np.ndarray:
@@ -153,8 +197,9 @@ class LCENet(nn.Module):
                 "heads": self.heads, "ff_dim": self.ff_dim, "dropout": self.dropout,
                 "head_dim": self.head_dim}
 
-    def forward(self, tokens: torch.Tensor, pad: torch.Tensor) -> torch.Tensor:
-        h = self.encoder(tokens, pad)
+    def forward(self, tokens: torch.Tensor, pad: torch.Tensor,
+                projected: bool = False) -> torch.Tensor:
+        h = self.encoder(tokens, pad, projected)
         h0 = h[:, :1].expand_as(h)
         return self.head(torch.cat([h0, h], dim=-1))
 
@@ -224,11 +269,15 @@ def predict_connectivity(
     net, ctx = run_precision(model.eval(), precision)
     xt = torch.from_numpy(x)
     with torch.inference_mode(), progress(total=n, desc=desc, unit="node") as bar:
+        split = SplitProjection.of(net.encoder, xt)
         for s in range(0, n, batch_size):
             b = torch.from_numpy(nbr[s : s + batch_size])
-            tok, pad = neighbour_tokens(xt, b)
             with ctx():
-                logits = net(tok, pad)
+                if split is None:
+                    tok, pad = neighbour_tokens(xt, b)
+                else:
+                    tok, pad = projected_tokens(xt, b, split)
+                logits = net(tok, pad, split is not None)
             p = torch.softmax(logits.float(), dim=-1)[..., 1].masked_fill(pad, 0.0)
             out[s : s + len(b)] = p.numpy()
             bar.update(len(b))

@@ -23,11 +23,13 @@ from .._progress import progress
 from ..errors import InputError
 from .checkpoint import check_config, load_checkpoint, load_state, save_checkpoint
 from .lcenet import (
+    SplitProjection,
     TokenEncoder,
     centred,
     neighbour_ids_for,
     neighbour_tokens,
     positive_int,
+    projected_tokens,
     run_precision,
 )
 
@@ -71,22 +73,27 @@ class PCENet(nn.Module):
                 "mlp_dim": self.mlp_dim}
 
     def forward(self, tokens: torch.Tensor, pad: torch.Tensor, f_i: torch.Tensor,
-                f_j: torch.Tensor) -> torch.Tensor:
-        h = self.encoder(tokens, pad)
+                f_j: torch.Tensor, projected: bool = False) -> torch.Tensor:
+        h = self.encoder(tokens, pad, projected)
         a_i = self.adjust(h[:, 0])
         a_j = self.adjust(h[:, self.k])
         return self.classifier(torch.cat([f_i, a_i, f_j, a_j], dim=-1))
 
 
 def pair_inputs(
-    xt: torch.Tensor, nbr: np.ndarray, src: np.ndarray, dst: np.ndarray
+    xt: torch.Tensor, nbr: np.ndarray, src: np.ndarray, dst: np.ndarray,
+    split: SplitProjection | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """PCENet inputs of pairs ``(src, dst)``: tokens, pad mask, ``f_i``, ``f_j``.
 
-    ``nbr [N, k]`` are the (cut/padded) kNN ids, self first.
+    ``nbr [N, k]`` are the (cut/padded) kNN ids, self first. With ``split`` the
+    tokens come already projected (:func:`~faceclust.nn.lcenet.projected_tokens`).
     """
     both = torch.from_numpy(np.concatenate([nbr[src], nbr[dst]], axis=1))
-    tok, pad = neighbour_tokens(xt, both)
+    if split is None:
+        tok, pad = neighbour_tokens(xt, both)
+    else:
+        tok, pad = projected_tokens(xt, both, split)
     return tok, pad, xt[torch.from_numpy(src)], xt[torch.from_numpy(dst)]
 
 
@@ -110,10 +117,12 @@ def predict_pairs(
     net, ctx = run_precision(model.eval(), precision)
     xt = torch.from_numpy(x)
     with torch.inference_mode(), progress(total=len(src), desc=desc, unit="pair") as bar:
+        split = SplitProjection.of(net.encoder, xt)
         for s in range(0, len(src), batch_size):
-            tok, pad, fi, fj = pair_inputs(xt, nbr, src[s : s + batch_size], dst[s : s + batch_size])
             with ctx():
-                logits = net(tok, pad, fi, fj)
+                tok, pad, fi, fj = pair_inputs(xt, nbr, src[s : s + batch_size],
+                                               dst[s : s + batch_size], split)
+                logits = net(tok, pad, fi, fj, split is not None)
             out[s : s + len(fi)] = torch.softmax(logits.float(), dim=-1)[:, 1].numpy()
             bar.update(len(fi))
     return out
