@@ -72,7 +72,8 @@ from ..stages.confidence import (
     link_roots,
     split_by_identity,
 )
-from ._base import BaseClusterer, Constraint, Param, check_param, register
+from ._auto import AutoClusterer
+from ._base import BaseClusterer, Constraint, OneOf, Param, check_param, register
 from ._modeldir import model_dir
 
 __all__ = [
@@ -80,6 +81,7 @@ __all__ = [
     "GCN_V_TRAIN_DEFAULTS",
     "GcnV",
     "GcnVE",
+    "linkage_partition",
     "split_by_identity",
     "train_gcn_e_model",
     "train_gcn_v_model",
@@ -99,6 +101,12 @@ GCN_E_TRAIN_DEFAULTS: dict[str, Any] = {
 }
 
 
+#: How node -> peak edges become clusters: ``"tree"`` (the paper: cut at tau, components)
+#: or ``"linkage"`` (auto's label-free average linkage over those edges, :func:`linkage_partition`).
+PARTITIONS = ("tree", "linkage")
+DEFAULT_PARTITION = "tree"
+
+
 def _check_keys(params: dict[str, Any], allowed: dict[str, Any], what: str) -> dict[str, Any]:
     unknown = sorted(set(params) - set(allowed))
     if unknown:
@@ -116,6 +124,50 @@ def _link_roots(peak: np.ndarray, sim: np.ndarray, conf: np.ndarray, space: np.n
         return peak, sim
     g = build_knn(space[roots], k=min(k, len(roots) - 1))
     return link_roots(peak, sim, conf, g.ids, g.sims)
+
+
+class _PeakEdgeAuto(AutoClusterer):
+    """``auto`` whose only joining edges are given node -> peak edges (not registered).
+
+    Everything else is ``auto``'s: its kNN graph, centring, label-free threshold
+    estimate, average linkage over the kept edges, joining and attachment.
+    """
+
+    def __init__(self, peak: np.ndarray | None = None) -> None:
+        super().__init__()
+        self.peak = peak
+
+    def _prepare(self, x, knn, knn_builder=build_knn):
+        x, graph, est = super()._prepare(x, knn, knn_builder)
+        self._x_used = x  # centred when auto centres: edge cosines are read there
+        return x, graph, est
+
+    def _select(self, graph: KnnGraph, est) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        peak = np.asarray(self.peak, dtype=np.int64)
+        src = np.flatnonzero(peak >= 0)
+        dst = peak[src]
+        x = self._x_used
+        w = np.einsum("ij,ij->i", x[src], x[dst]).astype(np.float32)
+        keep = w >= est.threshold
+        return src[keep], dst[keep], w[keep]
+
+
+def linkage_partition(x: np.ndarray, peak: np.ndarray) -> tuple[np.ndarray, Any]:
+    """Clusters from node -> peak edges by ``auto``'s label-free average linkage (issue 23).
+
+    The paper's rule (:func:`~faceclust.stages.confidence.deduce_tree`) keeps
+    every edge above one trained cosine ``tau`` and takes connected components:
+    a chain of single edges, with a threshold learned on other people. Here the
+    same edges (each node's nearest neighbour of higher learned confidence) are
+    the only ones that may join clusters, but two clusters merge only while the
+    mean cosine over all their member pairs stays above the threshold ``auto``
+    estimates from the collection itself, followed by ``auto``'s joining and
+    attachment (:class:`~faceclust.methods._auto.AutoClusterer`). Returns
+    ``(labels, auto's scale estimate)``; ``x`` are the input features.
+    """
+    a = _PeakEdgeAuto(peak)
+    labels = a.fit_predict(x)
+    return labels, getattr(a, "estimate_", None)
 
 
 def _peaks_both(model, x: np.ndarray, k: int, min_sim: float, k_feat: int, roots: bool):
@@ -356,6 +408,19 @@ class _GcnBase(BaseClusterer):
         self.model_meta_ = vmeta
         return directory, conf, feat, graph, min_sim
 
+    def _partition(self, x: np.ndarray, peak: np.ndarray, sim: np.ndarray,
+                   tau: float) -> np.ndarray:
+        """Labels from the node -> peak edges by ``self.partition`` (``tau_used_``, ``estimate_``)."""
+        with self._stage("partition"):
+            if self.partition == "tree":
+                self.tau_used_ = tau
+                self.estimate_ = None
+                return deduce_tree(peak, sim, tau)
+            labels, est = linkage_partition(x, peak)
+            self.estimate_ = est
+            self.tau_used_ = None if est is None else float(est.threshold)
+            return labels
+
 
 @register("gcn-v")
 class GcnV(_GcnBase):
@@ -394,12 +459,14 @@ class GcnV(_GcnBase):
         "use_gcn_feat": Param(bool),
         "k_feat": Param(int, 2, optional=True),
         "link_roots": Param(bool),
+        "partition": OneOf(PARTITIONS),
     }
 
     def __init__(self, model: str | None = None, k: int | None = None,
                  min_sim: float | None = None, tau_0: float | None = None,
                  tau: float | None = None, use_gcn_feat: bool = False,
-                 k_feat: int | None = None, link_roots: bool = True) -> None:
+                 k_feat: int | None = None, link_roots: bool = True,
+                 partition: str = DEFAULT_PARTITION) -> None:
         self.model = model
         self.k = k
         self.min_sim = min_sim
@@ -408,6 +475,7 @@ class GcnV(_GcnBase):
         self.use_gcn_feat = use_gcn_feat
         self.k_feat = k_feat
         self.link_roots = link_roots
+        self.partition = partition
 
     @classmethod
     def train(cls, X: np.ndarray, labels: np.ndarray, out_dir: str | os.PathLike, *,
@@ -446,9 +514,7 @@ class GcnV(_GcnBase):
         if self.link_roots:
             with self._stage("link-roots"):
                 peak, sim = _link_roots(peak, sim, conf, space, k_roots)
-        self.tau_used_ = tau
-        with self._stage("partition"):
-            return deduce_tree(peak, sim, tau)
+        return self._partition(x, peak, sim, tau)
 
 
 @register("gcn-ve")
@@ -485,12 +551,14 @@ class GcnVE(_GcnBase):
         "tau": Param((int, float), -1.0, 1.0, optional=True),
         "batch_size": Param(int, 1),
         "link_roots": Param(bool),
+        "partition": OneOf(PARTITIONS),
     }
 
     def __init__(self, model: str | None = None, k: int | None = None,
                  min_sim: float | None = None, k_e: int | None = None,
                  ignore_ratio: float = 0.8, tau: float | None = None,
-                 batch_size: int = 256, link_roots: bool = False) -> None:
+                 batch_size: int = 256, link_roots: bool = False,
+                 partition: str = DEFAULT_PARTITION) -> None:
         self.model = model
         self.k = k
         self.min_sim = min_sim
@@ -499,6 +567,7 @@ class GcnVE(_GcnBase):
         self.tau = tau
         self.batch_size = batch_size
         self.link_roots = link_roots
+        self.partition = partition
 
     @classmethod
     def train(cls, X: np.ndarray, labels: np.ndarray, out_dir: str | os.PathLike, *,
@@ -559,6 +628,4 @@ class GcnVE(_GcnBase):
             with self._stage("link-roots"):
                 peak, sim = _link_roots(peak, sim, conf, feat, k_e)
         tau = float(self.tau if self.tau is not None else self.model_meta_.get("tau", 0.8))
-        self.tau_used_ = tau
-        with self._stage("partition"):
-            return deduce_tree(peak, sim, tau)
+        return self._partition(x, peak, sim, tau)
