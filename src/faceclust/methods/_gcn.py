@@ -104,7 +104,7 @@ GCN_E_TRAIN_DEFAULTS: dict[str, Any] = {
 #: How node -> peak edges become clusters: ``"tree"`` (the paper: cut at tau, components)
 #: or ``"linkage"`` (auto's label-free average linkage over those edges, :func:`linkage_partition`).
 PARTITIONS = ("tree", "linkage")
-DEFAULT_PARTITION = "tree"
+DEFAULT_PARTITION = "linkage"
 
 
 def _check_keys(params: dict[str, Any], allowed: dict[str, Any], what: str) -> dict[str, Any]:
