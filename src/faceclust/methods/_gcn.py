@@ -29,6 +29,37 @@ instead of the chosen 0.46 would give 0.988 / 0.975); dlib GCN features
 0.911 / 0.876, input kNN 0.928 / 0.923, + link_roots 0.941 / 0.925. Hence both
 defaults; ``docs/supervised.md`` has every regime.
 
+Why GCN-V fell behind ``auto`` on unseen people, and ``partition`` (issue 23; GCN-V
+150 steps, its peaks on the input kNN with link_roots; test people; pairwise / BCubed F;
+``benchmarks/gcn_generalise.py`` reproduces every number below):
+
+* The learned confidence does not carry over to people the network never saw: its
+  Pearson correlation with the s_nbr target is 0.84 on its own LFW training people
+  (ArcFace-like), 0.20 on held-out training people (cross-fitted) and 0.05 on the
+  regime-1a test people; dlib 0.45 / 0.10-0.20 / 0.20; celeba_wild ArcFace-like
+  0.83 / 0.35-0.39 / 0.71, dlib 0.35 / 0.14 / 0.43. Small training sets (LFW: 3,584
+  faces, 1,254 of 1,737 people with one photo; the paper trains on 576K) let the one
+  GraphConv fit identity directions instead of "how central am I".
+* The tree rule itself is not the limit: with the *true* s_nbr confidence of the test
+  people and the best tau it reaches 0.994 / 0.981 (1a ArcFace-like), 0.983 / 0.946
+  (1a dlib), 0.907 / 0.911 (1b ArcFace-like), 0.859 / 0.891 (1b dlib), at or above
+  ``auto`` (0.987 / 0.976, 0.973 / 0.948, 0.861 / 0.886, 0.838 / 0.884).
+* With the learned confidence the cut ``tau`` matters and does not transfer: the
+  trained (cross-fitted) tau_0 gives 0.969 / 0.972, 0.941 / 0.925, 0.824 / 0.868,
+  0.857 / 0.868 on those four sets; the best tau of the test people 0.988 / 0.974,
+  0.943 / 0.925, 0.862 / 0.877, 0.860 / 0.871 (dlib 1a stays 3 points behind ``auto``
+  whatever tau). A scale-free tau (its position between the label-free modes
+  :func:`~faceclust.adaptive.estimate_scale` finds, chosen on the cross-fitted training
+  people) gives 0.981 / 0.973, 0.923 / 0.900, 0.866 / 0.881, 0.861 / 0.887: better on
+  ArcFace-like, worse on dlib 1a, so not adopted.
+* ``partition="linkage"`` (default, beyond the paper; :func:`linkage_partition`): the
+  same node -> peak edges, but clusters merge by ``auto``'s average linkage at its
+  label-free threshold (then its joining and attachment) instead of one trained cut:
+  0.983 / 0.974, 0.974 / 0.948, 0.855 / 0.880, 0.856 / 0.894 -- within 1 point of
+  ``auto`` on all four, above it on dlib celeba_wild. ``partition="tree"`` is the
+  paper's rule (and the one tau_0/tau apply to). Protocol rows (regimes 1-3) in
+  ``benchmarks/results/supervised_eval_gcnve.json``.
+
 Thresholds are cosine similarities and must suit the data. ``faceclust train`` chooses
 both on the training data (pairwise F, scale-free quantile grid) and stores them in the
 checkpoint; the estimators use them when ``tau_0``/``tau`` are None (default), else the
@@ -450,6 +481,12 @@ class GcnV(_GcnBase):
     k_feat : int or None
         kNN size on the GCN features (None: as at training, 80 as the original; 160 finds fewer false
         roots and gave +3.8 pairwise F on synthetic ArcFace-like data).
+    partition : {"linkage", "tree"}
+        How the node -> peak edges become clusters. ``"tree"``: the paper's cut at
+        ``tau_0``/``tau`` and connected components. ``"linkage"`` (default, beyond the
+        paper): the edges go through ``auto``'s label-free average linkage, joining
+        and attachment (:func:`linkage_partition`); ``tau_0``/``tau`` are then unused
+        and ``tau_used_`` is ``auto``'s threshold. Measured in the module docstring.
     """
 
     _parameter_constraints: ClassVar[dict[str, Constraint]] = {
@@ -542,6 +579,8 @@ class GcnVE(_GcnBase):
         (GCN-feature space) before the cut at tau; see :class:`GcnV`. Default
         False: not measured on the protocol for gcn-ve (no GCN-E training fitted
         this session), and on the small synthetic round trip it merged people.
+    partition : {"linkage", "tree"}
+        As :class:`GcnV` (default ``"linkage"``; with ``"tree"`` the cut is ``tau``).
     """
 
     _parameter_constraints: ClassVar[dict[str, Constraint]] = {
