@@ -27,7 +27,6 @@ from pathlib import Path
 import numpy as np
 
 from faceclust.adaptive import estimate_scale
-from faceclust.knn import build_knn
 from faceclust.methods import get_method
 from faceclust.methods._gcn import _link_roots, linkage_partition
 from faceclust.metrics import evaluate, pairwise
