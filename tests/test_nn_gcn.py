@@ -230,11 +230,12 @@ def test_training_reduces_loss_and_is_deterministic(trained, tmp_path):
         assert ka == kb and torch.equal(va, vb)
 
 
+@pytest.mark.parametrize("partition", ["tree", "linkage"])
 @pytest.mark.parametrize("method", ["gcn-v", "gcn-ve"])
-def test_end_to_end_separates_clusters(trained, method):
+def test_end_to_end_separates_clusters(trained, method, partition):
     out, _, _ = trained
     x, y = _clusters(n_per=25, n_clusters=2, seed=11)  # unseen identities
-    est = get_method(method)(model=str(out), tau=0.7)
+    est = get_method(method)(model=str(out), tau=0.7, partition=partition)
     labels = est.fit_predict(x)
     m = evaluate(y, labels)
     assert m["pairwise_precision"] == 1.0
@@ -242,13 +243,47 @@ def test_end_to_end_separates_clusters(trained, method):
     assert est.confidence_.shape == (len(x),)
 
 
+def test_linkage_partition_refuses_a_bridge_the_tree_keeps():
+    """One wrong node -> peak edge joins two people in the tree at any tau below its
+    cosine; auto's average linkage (label-free threshold) keeps them apart."""
+    from faceclust.methods._gcn import linkage_partition
+    from faceclust.stages.confidence import deduce_tree
+
+    x, y = _clusters(n_per=20, n_clusters=2, d=16, noise=0.05, seed=3)
+    a, b = np.flatnonzero(y == 0), np.flatnonzero(y == 1)
+    peak = np.full(len(y), -1)
+    peak[a[1:]], peak[b[1:]] = a[0], b[0]  # everyone points at its person's first photo
+    peak[b[0]] = a[0]  # the bridge: B's root -> A's root
+    sim = np.einsum("ij,ij->i", x, x[np.maximum(peak, 0)]).astype(np.float32)
+    bridge = float(sim[b[0]])
+    assert len(np.unique(deduce_tree(peak, sim, bridge - 1e-3))) == 1
+    labels, est = linkage_partition(x, peak)
+    assert evaluate(y, labels)["pairwise_f"] == 1.0
+    assert est.threshold > bridge
+    # no edges at all: nothing can join (the attach step needs a cluster to join)
+    alone, _ = linkage_partition(x, np.full(len(y), -1))
+    assert len(np.unique(alone)) == len(y)
+
+
+def test_partition_parameter(trained):
+    out, _, _ = trained
+    x, _ = _clusters(n_per=25, n_clusters=2, seed=11)
+    est = get_method("gcn-v")(model=str(out)).fit(x)  # default: linkage
+    assert est.partition == "linkage" and est.tau_used_ == pytest.approx(est.estimate_.threshold)
+    for method in ("gcn-v", "gcn-ve"):
+        with pytest.raises(ParameterError, match="partition"):
+            get_method(method)(model=str(out), partition="chain").fit(x)
+
+
 def test_gcn_v_first_pass_threshold(trained):
     out, _, _ = trained
     x, y = _clusters(n_per=25, n_clusters=2, seed=11)
-    labels = get_method("gcn-v")(model=str(out), use_gcn_feat=False, tau_0=0.6).fit_predict(x)
+    labels = get_method("gcn-v")(model=str(out), use_gcn_feat=False, tau_0=0.6,
+                                 partition="tree").fit_predict(x)
     assert evaluate(y, labels)["pairwise_precision"] == 1.0
     # a threshold above every similarity leaves only singletons
-    single = get_method("gcn-v")(model=str(out), use_gcn_feat=False, tau_0=1.0).fit_predict(x)
+    single = get_method("gcn-v")(model=str(out), use_gcn_feat=False, tau_0=1.0,
+                                 partition="tree").fit_predict(x)
     assert len(np.unique(single)) == len(x)
 
 
@@ -279,11 +314,11 @@ def test_training_selects_thresholds(trained):
     assert "cross-fitted" in vmeta["tau_selection"]["on"]
     x, y = _clusters(n_per=25, n_clusters=2, seed=11)
     # tau=None: the training-time choice (GCN-feature space)
-    est = get_method("gcn-v")(model=str(out), use_gcn_feat=True)
+    est = get_method("gcn-v")(model=str(out), use_gcn_feat=True, partition="tree")
     labels = est.fit_predict(x)
     assert est.tau_used_ == pytest.approx(vmeta["tau"])
     assert evaluate(y, labels)["pairwise_precision"] == 1.0
-    est0 = get_method("gcn-v")(model=str(out)).fit(x)  # default: input kNN, tau_0
+    est0 = get_method("gcn-v")(model=str(out), partition="tree").fit(x)  # input kNN, tau_0
     assert est0.tau_used_ == pytest.approx(vmeta["tau_0"])
     assert vmeta["link_roots"] is True
 

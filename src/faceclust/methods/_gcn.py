@@ -29,6 +29,37 @@ instead of the chosen 0.46 would give 0.988 / 0.975); dlib GCN features
 0.911 / 0.876, input kNN 0.928 / 0.923, + link_roots 0.941 / 0.925. Hence both
 defaults; ``docs/supervised.md`` has every regime.
 
+Why GCN-V fell behind ``auto`` on unseen people, and ``partition`` (issue 23; GCN-V
+150 steps, its peaks on the input kNN with link_roots; test people; pairwise / BCubed F;
+``benchmarks/gcn_generalise.py`` reproduces every number below):
+
+* The learned confidence does not carry over to people the network never saw: its
+  Pearson correlation with the s_nbr target is 0.84 on its own LFW training people
+  (ArcFace-like), 0.20 on held-out training people (cross-fitted) and 0.05 on the
+  regime-1a test people; dlib 0.45 / 0.10-0.20 / 0.20; celeba_wild ArcFace-like
+  0.83 / 0.35-0.39 / 0.71, dlib 0.35 / 0.14 / 0.43. Small training sets (LFW: 3,584
+  faces, 1,254 of 1,737 people with one photo; the paper trains on 576K) let the one
+  GraphConv fit identity directions instead of "how central am I".
+* The tree rule itself is not the limit: with the *true* s_nbr confidence of the test
+  people and the best tau it reaches 0.994 / 0.981 (1a ArcFace-like), 0.983 / 0.946
+  (1a dlib), 0.907 / 0.911 (1b ArcFace-like), 0.859 / 0.891 (1b dlib), at or above
+  ``auto`` (0.987 / 0.976, 0.973 / 0.948, 0.861 / 0.886, 0.838 / 0.884).
+* With the learned confidence the cut ``tau`` matters and does not transfer: the
+  trained (cross-fitted) tau_0 gives 0.969 / 0.972, 0.941 / 0.925, 0.824 / 0.868,
+  0.857 / 0.868 on those four sets; the best tau of the test people 0.988 / 0.974,
+  0.943 / 0.925, 0.862 / 0.877, 0.860 / 0.871 (dlib 1a stays 3 points behind ``auto``
+  whatever tau). A scale-free tau (its position between the label-free modes
+  :func:`~faceclust.adaptive.estimate_scale` finds, chosen on the cross-fitted training
+  people) gives 0.981 / 0.973, 0.923 / 0.900, 0.866 / 0.881, 0.861 / 0.887: better on
+  ArcFace-like, worse on dlib 1a, so not adopted.
+* ``partition="linkage"`` (default, beyond the paper; :func:`linkage_partition`): the
+  same node -> peak edges, but clusters merge by ``auto``'s average linkage at its
+  label-free threshold (then its joining and attachment) instead of one trained cut:
+  0.983 / 0.974, 0.974 / 0.948, 0.855 / 0.880, 0.856 / 0.894 -- within 1 point of
+  ``auto`` on all four, above it on dlib celeba_wild. ``partition="tree"`` is the
+  paper's rule (and the one tau_0/tau apply to). Protocol rows (regimes 1-3) in
+  ``benchmarks/results/supervised_eval_gcnve.json``.
+
 Thresholds are cosine similarities and must suit the data. ``faceclust train`` chooses
 both on the training data (pairwise F, scale-free quantile grid) and stores them in the
 checkpoint; the estimators use them when ``tau_0``/``tau`` are None (default), else the
@@ -72,7 +103,8 @@ from ..stages.confidence import (
     link_roots,
     split_by_identity,
 )
-from ._base import BaseClusterer, Constraint, Param, check_param, register
+from ._auto import AutoClusterer
+from ._base import BaseClusterer, Constraint, OneOf, Param, check_param, register
 from ._modeldir import model_dir
 
 __all__ = [
@@ -80,6 +112,7 @@ __all__ = [
     "GCN_V_TRAIN_DEFAULTS",
     "GcnV",
     "GcnVE",
+    "linkage_partition",
     "split_by_identity",
     "train_gcn_e_model",
     "train_gcn_v_model",
@@ -99,6 +132,12 @@ GCN_E_TRAIN_DEFAULTS: dict[str, Any] = {
 }
 
 
+#: How node -> peak edges become clusters: ``"tree"`` (the paper: cut at tau, components)
+#: or ``"linkage"`` (auto's label-free average linkage over those edges, :func:`linkage_partition`).
+PARTITIONS = ("tree", "linkage")
+DEFAULT_PARTITION = "linkage"
+
+
 def _check_keys(params: dict[str, Any], allowed: dict[str, Any], what: str) -> dict[str, Any]:
     unknown = sorted(set(params) - set(allowed))
     if unknown:
@@ -116,6 +155,50 @@ def _link_roots(peak: np.ndarray, sim: np.ndarray, conf: np.ndarray, space: np.n
         return peak, sim
     g = build_knn(space[roots], k=min(k, len(roots) - 1))
     return link_roots(peak, sim, conf, g.ids, g.sims)
+
+
+class _PeakEdgeAuto(AutoClusterer):
+    """``auto`` whose only joining edges are given node -> peak edges (not registered).
+
+    Everything else is ``auto``'s: its kNN graph, centring, label-free threshold
+    estimate, average linkage over the kept edges, joining and attachment.
+    """
+
+    def __init__(self, peak: np.ndarray | None = None) -> None:
+        super().__init__()
+        self.peak = peak
+
+    def _prepare(self, x, knn, knn_builder=build_knn):
+        x, graph, est = super()._prepare(x, knn, knn_builder)
+        self._x_used = x  # centred when auto centres: edge cosines are read there
+        return x, graph, est
+
+    def _select(self, graph: KnnGraph, est) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        peak = np.asarray(self.peak, dtype=np.int64)
+        src = np.flatnonzero(peak >= 0)
+        dst = peak[src]
+        x = self._x_used
+        w = np.einsum("ij,ij->i", x[src], x[dst]).astype(np.float32)
+        keep = w >= est.threshold
+        return src[keep], dst[keep], w[keep]
+
+
+def linkage_partition(x: np.ndarray, peak: np.ndarray) -> tuple[np.ndarray, Any]:
+    """Clusters from node -> peak edges by ``auto``'s label-free average linkage (issue 23).
+
+    The paper's rule (:func:`~faceclust.stages.confidence.deduce_tree`) keeps
+    every edge above one trained cosine ``tau`` and takes connected components:
+    a chain of single edges, with a threshold learned on other people. Here the
+    same edges (each node's nearest neighbour of higher learned confidence) are
+    the only ones that may join clusters, but two clusters merge only while the
+    mean cosine over all their member pairs stays above the threshold ``auto``
+    estimates from the collection itself, followed by ``auto``'s joining and
+    attachment (:class:`~faceclust.methods._auto.AutoClusterer`). Returns
+    ``(labels, auto's scale estimate)``; ``x`` are the input features.
+    """
+    a = _PeakEdgeAuto(peak)
+    labels = a.fit_predict(x)
+    return labels, getattr(a, "estimate_", None)
 
 
 def _peaks_both(model, x: np.ndarray, k: int, min_sim: float, k_feat: int, roots: bool):
@@ -356,6 +439,19 @@ class _GcnBase(BaseClusterer):
         self.model_meta_ = vmeta
         return directory, conf, feat, graph, min_sim
 
+    def _partition(self, x: np.ndarray, peak: np.ndarray, sim: np.ndarray,
+                   tau: float) -> np.ndarray:
+        """Labels from the node -> peak edges by ``self.partition`` (``tau_used_``, ``estimate_``)."""
+        with self._stage("partition"):
+            if self.partition == "tree":
+                self.tau_used_ = tau
+                self.estimate_ = None
+                return deduce_tree(peak, sim, tau)
+            labels, est = linkage_partition(x, peak)
+            self.estimate_ = est
+            self.tau_used_ = None if est is None else float(est.threshold)
+            return labels
+
 
 @register("gcn-v")
 class GcnV(_GcnBase):
@@ -385,6 +481,12 @@ class GcnV(_GcnBase):
     k_feat : int or None
         kNN size on the GCN features (None: as at training, 80 as the original; 160 finds fewer false
         roots and gave +3.8 pairwise F on synthetic ArcFace-like data).
+    partition : {"linkage", "tree"}
+        How the node -> peak edges become clusters. ``"tree"``: the paper's cut at
+        ``tau_0``/``tau`` and connected components. ``"linkage"`` (default, beyond the
+        paper): the edges go through ``auto``'s label-free average linkage, joining
+        and attachment (:func:`linkage_partition`); ``tau_0``/``tau`` are then unused
+        and ``tau_used_`` is ``auto``'s threshold. Measured in the module docstring.
     """
 
     _parameter_constraints: ClassVar[dict[str, Constraint]] = {
@@ -394,12 +496,14 @@ class GcnV(_GcnBase):
         "use_gcn_feat": Param(bool),
         "k_feat": Param(int, 2, optional=True),
         "link_roots": Param(bool),
+        "partition": OneOf(PARTITIONS),
     }
 
     def __init__(self, model: str | None = None, k: int | None = None,
                  min_sim: float | None = None, tau_0: float | None = None,
                  tau: float | None = None, use_gcn_feat: bool = False,
-                 k_feat: int | None = None, link_roots: bool = True) -> None:
+                 k_feat: int | None = None, link_roots: bool = True,
+                 partition: str = DEFAULT_PARTITION) -> None:
         self.model = model
         self.k = k
         self.min_sim = min_sim
@@ -408,6 +512,7 @@ class GcnV(_GcnBase):
         self.use_gcn_feat = use_gcn_feat
         self.k_feat = k_feat
         self.link_roots = link_roots
+        self.partition = partition
 
     @classmethod
     def train(cls, X: np.ndarray, labels: np.ndarray, out_dir: str | os.PathLike, *,
@@ -446,9 +551,7 @@ class GcnV(_GcnBase):
         if self.link_roots:
             with self._stage("link-roots"):
                 peak, sim = _link_roots(peak, sim, conf, space, k_roots)
-        self.tau_used_ = tau
-        with self._stage("partition"):
-            return deduce_tree(peak, sim, tau)
+        return self._partition(x, peak, sim, tau)
 
 
 @register("gcn-ve")
@@ -476,6 +579,13 @@ class GcnVE(_GcnBase):
         (GCN-feature space) before the cut at tau; see :class:`GcnV`. Default
         False: not measured on the protocol for gcn-ve (no GCN-E training fitted
         this session), and on the small synthetic round trip it merged people.
+    partition : {"linkage", "tree"}
+        As :class:`GcnV` (default ``"linkage"``; with ``"tree"`` the cut is ``tau``).
+        Regime 1a (LFW, unseen people; GCN-V 150 steps, tau_folds=0, GCN-E at its
+        defaults), pairwise / BCubed F: ArcFace-like tree 0.917 / 0.862, linkage
+        0.977 / 0.950; dlib tree 0.878 / 0.851, linkage 0.962 / 0.920 (``auto`` 0.987 /
+        0.976 and 0.973 / 0.948: gcn-ve stays 1-3 points behind, its GCN-E peaks are
+        chosen in the GCN-feature space and lose recall).
     """
 
     _parameter_constraints: ClassVar[dict[str, Constraint]] = {
@@ -485,12 +595,14 @@ class GcnVE(_GcnBase):
         "tau": Param((int, float), -1.0, 1.0, optional=True),
         "batch_size": Param(int, 1),
         "link_roots": Param(bool),
+        "partition": OneOf(PARTITIONS),
     }
 
     def __init__(self, model: str | None = None, k: int | None = None,
                  min_sim: float | None = None, k_e: int | None = None,
                  ignore_ratio: float = 0.8, tau: float | None = None,
-                 batch_size: int = 256, link_roots: bool = False) -> None:
+                 batch_size: int = 256, link_roots: bool = False,
+                 partition: str = DEFAULT_PARTITION) -> None:
         self.model = model
         self.k = k
         self.min_sim = min_sim
@@ -499,6 +611,7 @@ class GcnVE(_GcnBase):
         self.tau = tau
         self.batch_size = batch_size
         self.link_roots = link_roots
+        self.partition = partition
 
     @classmethod
     def train(cls, X: np.ndarray, labels: np.ndarray, out_dir: str | os.PathLike, *,
@@ -559,6 +672,4 @@ class GcnVE(_GcnBase):
             with self._stage("link-roots"):
                 peak, sim = _link_roots(peak, sim, conf, feat, k_e)
         tau = float(self.tau if self.tau is not None else self.model_meta_.get("tau", 0.8))
-        self.tau_used_ = tau
-        with self._stage("partition"):
-            return deduce_tree(peak, sim, tau)
+        return self._partition(x, peak, sim, tau)
