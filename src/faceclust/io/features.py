@@ -37,7 +37,8 @@ def read_features(path: PathLike, *, dim: int | None = None, normalize: bool = T
     path = check_input_file(path)
     ext = check_ext(path, FEATURE_EXTENSIONS, "feature")
     if ext == ".npy":
-        x = load_npy(path)
+        # memory-mapped: float32 unit rows are used in place (read-only), never copied
+        x = load_npy(path, mmap=True)
     elif ext == ".npz":
         x = _read_features_npz(path)
     else:
