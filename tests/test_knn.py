@@ -217,3 +217,53 @@ def test_ivf_blas_tiny_inputs_are_exact_and_report_steps(n):
     graph = build_knn(x, k=min(3, n - 1), index="ivf-blas")
     assert np.array_equal(graph.ids, build_knn(x, k=min(3, n - 1), index="numpy").ids)
     assert set(graph.meta["steps"]) == {"train", "assign", "group", "join", "sort"}
+
+
+def test_ivf_blas_default_probes_depend_on_k():
+    from faceclust.knn import ivf_blas_cells
+
+    # k = 80 (fc-es): unchanged; k <= 32 (the default method's 20): fewer probes
+    assert ivf_blas_cells(584013, k=80) == (4096, 32)
+    assert ivf_blas_cells(5206761, k=80) == (8192, 64)
+    nlist, nprobe = ivf_blas_cells(5206761, k=20)
+    assert nlist == 8192 and 8 <= nprobe < 64
+    assert ivf_blas_cells(584013, nprobe=7, k=20) == (4096, 7)  # a given value wins
+
+
+def test_two_level_assignment_matches_flat(monkeypatch):
+    """ivf_coarse + ivf_assign: the same nearest cells as scoring every centroid, nearly always."""
+    from faceclust import knn as K
+    from faceclust.synth import make_faces
+
+    x, _ = make_faces(8000, 200, 64, seed=3)
+    cent = K.ivf_train(x, 256, 0)
+    flat = K.ivf_assign(x, cent, 8)
+    coarse = K.ivf_coarse(cent, 8, 0)
+    sup, cand, start = coarse
+    assert len(sup) == 16 and np.all(np.diff(start) >= 8)
+    # every super-cell's candidates are ascending, unique cell ids
+    for s in range(len(sup)):
+        c = cand[start[s] : start[s + 1]]
+        assert np.all(np.diff(c) > 0) and c.min() >= 0 and c.max() < 256
+    two = K.ivf_assign(x, cent, 8, coarse)
+    assert two.shape == flat.shape
+    assert (two[:, 0] == flat[:, 0]).mean() > 0.99
+    assert np.all(np.sort(two, axis=1)[:, 1:] != np.sort(two, axis=1)[:, :-1])  # no repeated cell
+    overlap = np.mean([len(np.intersect1d(a, b)) for a, b in zip(two, flat, strict=True)]) / 8
+    assert overlap > 0.97
+    # and build_knn takes the two-level path from COARSE_MIN_NLIST cells on, at full recall
+    monkeypatch.setattr(K, "COARSE_MIN_NLIST", 64)
+    graph = build_knn(x, k=20, index="ivf-blas", nlist=128)
+    assert graph.meta["nprobe"] == 8
+    assert knn_recall(graph, x, sample=400) > 0.95
+
+
+def test_exact_rows_topk_matches_search_topk():
+    from faceclust.knn import exact_rows_topk, search_topk
+
+    x = unit_rows(np.random.default_rng(9).normal(size=(3000, 24)))
+    rows = np.array([0, 17, 999, 2999])
+    _, ids = search_topk(x, x[rows], 15)
+    got = exact_rows_topk(x, rows, 15, block=700)  # several database blocks
+    assert np.array_equal(got[:, 0], rows)  # self first
+    np.testing.assert_array_equal(got, ids)

@@ -373,7 +373,7 @@ def build_knn(
         nprobe = int(min(nprobe or min(128, nlist), nlist))
         params.update(nlist=nlist, nprobe=nprobe, seed=seed)
     elif index == "ivf-blas":
-        nlist, nprobe = ivf_blas_cells(n, nlist, nprobe)
+        nlist, nprobe = ivf_blas_cells(n, nlist, nprobe, k)
         params.update(nlist=nlist, nprobe=nprobe, seed=seed)
     elif index == "hnsw":
         ef_search = int(ef_search or max(2 * k, 128))
@@ -420,16 +420,27 @@ def _search_numpy(x: np.ndarray, k: int, block: int = 1024) -> tuple[np.ndarray,
     return ids, sims
 
 
-def ivf_blas_cells(n: int, nlist: int | None = None, nprobe: int | None = None) -> tuple[int, int]:
-    """``(nlist, nprobe)`` that ``ivf-blas`` uses for N points (given values are clipped).
+_SMALL_PROBES, _SMALL_DIV = 8, 512  # see ivf_blas_cells
+_SMALL_K = 32  # k up to this many (the default method's 20): fewer probed cells
+
+
+def ivf_blas_cells(
+    n: int, nlist: int | None = None, nprobe: int | None = None, k: int = 80
+) -> tuple[int, int]:
+    """``(nlist, nprobe)`` that ``ivf-blas`` uses for N points and k neighbours (given values are clipped).
 
     Defaults: ``nlist`` the power of two nearest ``5.4 sqrt(N)`` (at most 8192, and at
-    most N / 20 so k-means has 20 points per cell), ``nprobe = max(16, nlist // 128)``.
+    most N / 20 so k-means has 20 points per cell); ``nprobe = max(16, nlist // 128)``
+    for k > 32 (recall@80 0.96 at 584K) and ``max(SMALL_PROBES, nlist // SMALL_DIV)``
+    for k <= 32: a point's first 20 neighbours lie in fewer cells than its first 80
+    (measured in ``benchmarks/results/knn_probe_sweep.json``).
     """
     if nlist is None:
         nlist = int(min(8192, max(1, 2 ** round(np.log2(5.4 * np.sqrt(n))))))
     nlist = int(max(1, min(nlist, n // _IVF_TRAIN_PER_CELL)))
-    return nlist, int(min(nprobe or max(16, nlist // 128), nlist))
+    if nprobe is None:
+        nprobe = max(16, nlist // 128) if k > _SMALL_K else max(_SMALL_PROBES, nlist // _SMALL_DIV)
+    return nlist, int(min(nprobe, nlist))
 
 
 def _search_ivf_blas(
@@ -760,13 +771,40 @@ def search_topk(base: np.ndarray, queries: np.ndarray, k: int) -> tuple[np.ndarr
     return sims, ids
 
 
+def exact_rows_topk(x: np.ndarray, rows: np.ndarray, k: int, *, block: int = 1 << 16) -> np.ndarray:
+    """``[len(rows), k]`` exact top-k ids of the given rows among all of ``x`` (self first).
+
+    The database is read once, in blocks of ``block`` rows (a few thousand query
+    rows against a block is one matrix product), so a 5 GB memory-mapped ``x`` is
+    streamed through once instead of once per query block. Ties keep the smaller id.
+    """
+    rows = np.asarray(rows, dtype=np.int64)
+    q = np.ascontiguousarray(x[rows], dtype=np.float32)
+    best_s = np.full((len(rows), k), -np.inf, dtype=np.float32)
+    best_i = np.full((len(rows), k), -1, dtype=np.int64)
+    for start in range(0, x.shape[0], block):
+        s = q @ np.asarray(x[start : start + block], dtype=np.float32).T
+        ids = np.arange(start, start + s.shape[1], dtype=np.int64)
+        inside = (rows >= start) & (rows < start + s.shape[1])
+        s[np.flatnonzero(inside), rows[inside] - start] = np.inf  # self always first
+        cat_s = np.concatenate([best_s, s], axis=1)
+        cat_i = np.concatenate([best_i, np.broadcast_to(ids, s.shape)], axis=1)
+        keep = min(k, cat_s.shape[1])
+        part = np.argpartition(-cat_s, keep - 1, axis=1)[:, :keep]
+        best_s = np.take_along_axis(cat_s, part, axis=1)
+        best_i = np.take_along_axis(cat_i, part, axis=1)
+    order = np.lexsort((best_i, -best_s.astype(np.float64)), axis=1)
+    return np.take_along_axis(best_i, order, axis=1)
+
+
 def knn_recall(
     graph: KnnGraph, features: np.ndarray, *, sample: int = 1000, seed: int = 0
 ) -> float:
     """Recall@k of ``graph`` against exact search, on a random sample of rows.
 
     For each sampled row, the fraction of its exact top-k (self included) found
-    anywhere in the graph's row; averaged. 1.0 for an exact graph.
+    anywhere in the graph's row; averaged. 1.0 for an exact graph. (Exact ties at
+    the k-th similarity may count either way.)
     """
     x = check_features(features)
     if x.shape[0] != graph.n:
@@ -774,16 +812,11 @@ def knn_recall(
     rng = np.random.default_rng(seed)
     rows = np.sort(rng.choice(graph.n, size=min(sample, graph.n), replace=False))
     k = graph.k
-    # rows per block so one [rows, N] similarity block stays near 256 MB, even at 5M points
-    block = max(1, min(256, (256 << 20) // (4 * graph.n)))
     hits = 0
-    for start in range(0, len(rows), block):
-        r = rows[start : start + block]
-        s = x[r] @ x.T
-        s[np.arange(len(r)), r] = np.inf  # self always counts as found first
-        exact = np.argpartition(-s, k - 1, axis=1)[:, :k]
-        approx = graph.ids[r]
-        hits += sum(len(np.intersect1d(a, b)) for a, b in zip(exact, approx, strict=True))
+    for start in range(0, len(rows), 2048):  # [2048, 65536] float32 blocks: 0.5 GB
+        r = rows[start : start + 2048]
+        exact = exact_rows_topk(x, r, k)
+        hits += sum(len(np.intersect1d(a, b)) for a, b in zip(exact, graph.ids[r], strict=True))
     return hits / (len(rows) * k)
 
 

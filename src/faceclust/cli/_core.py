@@ -247,6 +247,10 @@ def cluster_cmd(features, method, preset, knn_path, dim, settings, model, gt, ex
     n_clusters = len(np.unique(labels[labels >= 0])) + int((labels < 0).sum())
     click.echo(f"{method}: {len(labels)} samples -> {n_clusters} clusters in {secs:.2f} s "
                f"({stages}) -> {out}", err=True)
+    peaks = getattr(est, "stage_peak_gb_", {})
+    if peaks:
+        click.echo("peak memory after each stage (process high-water mark): "
+                   + ", ".join(f"{k} {v:.2f} GB" for k, v in peaks.items()), err=True)
     if explain:
         text = getattr(est, "explain_", None)
         click.echo(text if text else f"{method}: parameters {est.get_params()}", err=True)
