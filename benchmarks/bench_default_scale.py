@@ -43,23 +43,24 @@ IDS_PER_FACE = 77157 / 5206761  # MS1M part9: 67.5 faces per identity
 
 
 def run_timed(cmd: list[str], env: dict) -> dict:
-    """Run ``cmd``; wall seconds, peak RSS (GB, from wait4), exit code and stderr."""
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
-    out, err = proc.communicate()
-    secs = time.perf_counter() - t0
-    peak = 0.0
-    try:  # the child's own high-water mark (Linux: KB)
-        import resource
+    """Run ``cmd``; wall seconds, its own peak RSS (GB, from ``wait4``), stdout and stderr."""
+    import tempfile
 
-        peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20
-    except ImportError:  # pragma: no cover
-        pass
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err, env=env, text=True)
+        _, status, usage = os.wait4(proc.pid, 0)
+        secs = time.perf_counter() - t0
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read(), err.read()
     if proc.returncode != 0:
-        sys.stderr.write(err[-4000:])
+        sys.stderr.write(stderr[-4000:])
         raise SystemExit(f"failed ({proc.returncode}): {' '.join(cmd)}")
-    return {"cmd": " ".join(cmd), "seconds": round(secs, 2), "peak_rss_gb_max_child": round(peak, 2),
-            "stderr_tail": err[-2000:], "stdout": out[-2000:]}
+    peak = usage.ru_maxrss / (2**30 if sys.platform == "darwin" else 2**20)
+    return {"cmd": " ".join(cmd), "seconds": round(secs, 2), "peak_rss_gb": round(peak, 2),
+            "stderr_tail": stderr[-3000:], "stdout": stdout[-2000:]}
 
 
 def parse_stages(stderr: str) -> tuple[dict, dict]:
@@ -214,9 +215,9 @@ def main() -> None:
     r = run_timed(fc + ["cluster", str(npy), "--out", str(out_default)], env)
     secs, peaks = parse_stages(r["stderr_tail"])
     res["default"] = {"cmd": f"faceclust cluster {npy} --out {out_default}", "seconds": r["seconds"],
-                      "peak_rss_gb": r["peak_rss_gb_max_child"], "stages_s": secs, "stage_peak_gb": peaks,
+                      "peak_rss_gb": r["peak_rss_gb"], "stages_s": secs, "stage_peak_gb": peaks,
                       "metrics": metrics(meta, out_default), "load_end": round(os.getloadavg()[0], 2)}
-    print(f"default: {r['seconds']:.1f} s, peak {r['peak_rss_gb_max_child']:.2f} GB, stages {secs}, "
+    print(f"default: {r['seconds']:.1f} s, peak {r['peak_rss_gb']:.2f} GB, stages {secs}, "
           f"F {res['default']['metrics']}", flush=True)
 
     x = np.load(npy, mmap_mode="r")
@@ -236,7 +237,7 @@ def main() -> None:
             r = run_timed(fc + ["knn", str(npy), "--k", str(min(80, a.n - 1)), "--out", str(graph),
                                 "--recall-sample", str(a.recall_sample)], env)
             rec = re.search(r"recall@\d+ on \d+ rows = ([\d.]+)", r["stderr_tail"])
-            res["fces_knn"] = {"seconds": r["seconds"], "peak_rss_gb": r["peak_rss_gb_max_child"],
+            res["fces_knn"] = {"seconds": r["seconds"], "peak_rss_gb": r["peak_rss_gb"],
                                "recall": float(rec.group(1)) if rec else None,
                                "line": r["stderr_tail"].strip().splitlines()[-1]}
             print(f"fc-es kNN: {res['fces_knn']}", flush=True)
@@ -245,7 +246,7 @@ def main() -> None:
         r = run_timed(fc + ["cluster", str(npy), "--knn", str(graph), "--method", "fc-es",
                             "--out", str(out_fces)], env)
         secs, peaks = parse_stages(r["stderr_tail"])
-        res["fces"] = {"seconds": r["seconds"], "peak_rss_gb": r["peak_rss_gb_max_child"],
+        res["fces"] = {"seconds": r["seconds"], "peak_rss_gb": r["peak_rss_gb"],
                        "stages_s": secs, "stage_peak_gb": peaks, "metrics": metrics(meta, out_fces)}
         knn_s = res["fces_knn"].get("seconds")
         res["fces"]["with_knn_s"] = round(r["seconds"] + knn_s, 1) if knn_s else None
