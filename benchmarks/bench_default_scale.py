@@ -132,8 +132,7 @@ def sampled_recall(x: np.ndarray, k: int, rows: np.ndarray) -> dict:
         return {"index": index, "k": k, "recall": 1.0, "rows": len(rows), "exact_s": round(t_exact, 1)}
     nlist, nprobe = K.ivf_blas_cells(n, k=k)
     cent = K.ivf_train(x, nlist, 0)
-    coarse = K.ivf_coarse(cent, nprobe, 0) if nlist >= K.COARSE_MIN_NLIST else None
-    probes = K.ivf_assign(x, cent, nprobe, coarse)
+    probes = K.ivf_assign(x, cent, nprobe)
     order = np.argsort(probes[:, 0], kind="stable")
     start = np.searchsorted(probes[order, 0], np.arange(nlist + 1))
     hits = 0
@@ -284,7 +283,7 @@ def doc_rows(res: dict) -> list[str]:
     gf = res["gemm"].get("fp32_numpy_join")
     if rec.get("nprobe") and gf:
         pairs = n * n * rec["nprobe"] / rec["nlist"]  # compared pairs of the join (uniform cells)
-        assign = n * (rec["nlist"] if rec["nlist"] < 2048 else rec["nlist"] / 5)
+        assign = n * rec["nlist"]
         limit = 2.0 * res["dim"] * (pairs + assign) / (gf * 1e9)
         knn_s = d["stages_s"].get("knn")
         if knn_s:

@@ -230,34 +230,6 @@ def test_ivf_blas_default_probes_depend_on_k():
     assert ivf_blas_cells(584013, nprobe=7, k=20) == (4096, 7)  # a given value wins
 
 
-def test_two_level_assignment_matches_flat(monkeypatch):
-    """ivf_coarse + ivf_assign: the same nearest cells as scoring every centroid, nearly always."""
-    from faceclust import knn as K
-    from faceclust.synth import make_faces
-
-    x, _ = make_faces(8000, 200, 64, seed=3)
-    cent = K.ivf_train(x, 256, 0)
-    flat = K.ivf_assign(x, cent, 8)
-    coarse = K.ivf_coarse(cent, 8, 0)
-    sup, cand, start = coarse
-    assert len(sup) == 16 and np.all(np.diff(start) >= 8)
-    # every super-cell's candidates are ascending, unique cell ids
-    for s in range(len(sup)):
-        c = cand[start[s] : start[s + 1]]
-        assert np.all(np.diff(c) > 0) and c.min() >= 0 and c.max() < 256
-    two = K.ivf_assign(x, cent, 8, coarse)
-    assert two.shape == flat.shape
-    assert (two[:, 0] == flat[:, 0]).mean() > 0.99
-    assert np.all(np.sort(two, axis=1)[:, 1:] != np.sort(two, axis=1)[:, :-1])  # no repeated cell
-    overlap = np.mean([len(np.intersect1d(a, b)) for a, b in zip(two, flat, strict=True)]) / 8
-    assert overlap > 0.97
-    # and build_knn takes the two-level path from COARSE_MIN_NLIST cells on, at full recall
-    monkeypatch.setattr(K, "COARSE_MIN_NLIST", 64)
-    graph = build_knn(x, k=20, index="ivf-blas", nlist=128)
-    assert graph.meta["nprobe"] == 8
-    assert knn_recall(graph, x, sample=400) > 0.95
-
-
 def test_exact_rows_topk_matches_search_topk():
     from faceclust.knn import exact_rows_topk, search_topk
 

@@ -48,14 +48,12 @@ import numpy as np
 from ._validation import check_features, check_k
 from .errors import ParameterError
 from .knn import (
-    COARSE_MIN_NLIST,
     QUERY_CHUNK,
     KnnGraph,
     auto_index,
     build_knn,
     ivf_assign,
     ivf_blas_cells,
-    ivf_coarse,
     ivf_group,
     ivf_join_cells,
     ivf_train,
@@ -203,13 +201,11 @@ def _flat_block_task(x: np.ndarray, lo: int, hi: int, k: int) -> tuple[np.ndarra
     return sims, ids
 
 
-def _assign_task(
-    x: np.ndarray, centroids: np.ndarray, nprobe: int, lo: int, hi: int, coarse: tuple | None = None
-) -> np.ndarray:
+def _assign_task(x: np.ndarray, centroids: np.ndarray, nprobe: int, lo: int, hi: int) -> np.ndarray:
     import faiss
 
     faiss.omp_set_num_threads(_task_threads())
-    return ivf_assign(x[lo:hi], centroids, nprobe, coarse)
+    return ivf_assign(x[lo:hi], centroids, nprobe)
 
 
 def _join_task(
@@ -316,9 +312,8 @@ def build_knn_ray(
         t0 = time.perf_counter()
         blocks = _split(n, pieces or pool.pieces(n, QUERY_CHUNK), QUERY_CHUNK)
         c_ref = ray.put(centroids)
-        coarse = ivf_coarse(centroids, nprobe, seed) if nlist >= COARSE_MIN_NLIST else None
         task = _remote(_assign_task)
-        probe = np.concatenate(ray.get([task.remote(x_ref, c_ref, nprobe, lo, hi, coarse)
+        probe = np.concatenate(ray.get([task.remote(x_ref, c_ref, nprobe, lo, hi)
                                         for lo, hi in blocks]))
         steps["assign"] = time.perf_counter() - t0
         t0 = time.perf_counter()
