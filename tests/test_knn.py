@@ -225,8 +225,9 @@ def test_ivf_blas_default_probes_depend_on_k():
     # k = 80 (fc-es): unchanged; k <= 32 (the default method's 20): fewer probes
     assert ivf_blas_cells(584013, k=80) == (4096, 32)
     assert ivf_blas_cells(5206761, k=80) == (8192, 64)
-    nlist, nprobe = ivf_blas_cells(5206761, k=20)
-    assert nlist == 8192 and 8 <= nprobe < 64
+    assert ivf_blas_cells(5206761, k=20) == (8192, 16)
+    assert ivf_blas_cells(584013, k=20) == (4096, 8)
+    assert ivf_blas_cells(584013, k=32) == (4096, 8) and ivf_blas_cells(584013, k=33) == (4096, 32)
     assert ivf_blas_cells(584013, nprobe=7, k=20) == (4096, 7)  # a given value wins
 
 

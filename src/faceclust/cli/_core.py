@@ -117,7 +117,7 @@ def methods_cmd() -> None:
                    "flat/numpy: exact; ivf, ivf-blas, hnsw: approximate.")
 @click.option("--dim", type=int, default=None, help="Feature dimension of a raw .bin file.")
 @click.option("--nlist", type=int, default=None, help="IVF cells (ivf: min(4096, 8*sqrt N); ivf-blas: ~5.4*sqrt N, <= 8192).")
-@click.option("--nprobe", type=int, default=None, help="IVF cells probed (ivf: min(128, nlist); ivf-blas: max(16, nlist/128)).")
+@click.option("--nprobe", type=int, default=None, help="IVF cells probed (ivf: min(128, nlist); ivf-blas: max(16, nlist/128), for k <= 32 max(8, nlist/512)).")
 @click.option("--hnsw-m", type=int, default=32, show_default=True,
               help="HNSW links per node (hnsw only).")
 @click.option("--ef-search", type=int, default=None, help="HNSW search breadth (default max(2k,128)).")
