@@ -713,7 +713,7 @@ def search_topk(base: np.ndarray, queries: np.ndarray, k: int) -> tuple[np.ndarr
     return sims, ids
 
 
-def exact_rows_topk(x: np.ndarray, rows: np.ndarray, k: int, *, block: int = 1 << 16) -> np.ndarray:
+def exact_rows_topk(x: np.ndarray, rows: np.ndarray, k: int, *, block: int = 1 << 14) -> np.ndarray:
     """``[len(rows), k]`` exact top-k ids of the given rows among all of ``x`` (self first).
 
     The database is read once, in blocks of ``block`` rows (a few thousand query
@@ -755,7 +755,7 @@ def knn_recall(
     rows = np.sort(rng.choice(graph.n, size=min(sample, graph.n), replace=False))
     k = graph.k
     hits = 0
-    for start in range(0, len(rows), 2048):  # [2048, 65536] float32 blocks: 0.5 GB
+    for start in range(0, len(rows), 2048):  # [2048, 16384] products: about 0.5 GB in all
         r = rows[start : start + 2048]
         exact = exact_rows_topk(x, r, k)
         hits += sum(len(np.intersect1d(a, b)) for a, b in zip(exact, graph.ids[r], strict=True))
