@@ -45,7 +45,7 @@ def main() -> None:
     x = np.load(prefix.with_name(prefix.name + ".npy"))
     load_s = time.perf_counter() - t0
     n = x.shape[0]
-    nlist, nprobe = ivf_blas_cells(n, a.nlist, a.nprobe)
+    nlist, nprobe = ivf_blas_cells(n, a.nlist, a.nprobe, a.k)
     steps: dict = {}
     _search_ivf_blas(x, a.k, nlist, nprobe, 0, False, steps, max_cells=a.cells)
     # k-means numbers its cells in no particular order, so the first cells are a fair sample

@@ -483,3 +483,27 @@ def test_write_text_creates_parents_and_replaces(tmp_path):
     write_text(str(path), "two")
     assert path.read_text() == "two"
     assert sorted(p.name for p in path.parent.iterdir()) == ["r.json"]  # no temporary left
+
+
+def test_large_npy_features_are_mapped_read_only_not_copied(tmp_path, monkeypatch):
+    import faceclust.io.features as feats_mod
+    from faceclust.methods import get_method
+    from faceclust.synth import make_faces
+
+    monkeypatch.setattr(feats_mod, "MMAP_MIN_BYTES", 0)  # every file counts as large
+    x, _ = make_faces(1500, 30, 32, seed=4)
+    path = tmp_path / "f.npy"
+    np.save(path, x.astype(np.float32))
+    got = feats_mod.read_features(path)
+    # a read-only view of the mapped file, used in place (no copy owns the data)
+    assert not got.flags.writeable and not got.flags.owndata
+    np.testing.assert_array_equal(got, x.astype(np.float32))
+    # a method runs on the mapped array and labels it as it labels an in-memory copy
+    mapped = get_method("auto")().fit_predict(got)
+    assert np.array_equal(mapped, get_method("auto")().fit_predict(np.array(x, dtype=np.float32)))
+    # rows that need normalising give a normalised copy; the file is not touched
+    np.save(path, 3.0 * x.astype(np.float32))
+    got = feats_mod.read_features(path)
+    assert got.flags.writeable and got.flags.owndata
+    np.testing.assert_allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5)
+    np.testing.assert_array_equal(np.load(path), 3.0 * x.astype(np.float32))

@@ -217,3 +217,26 @@ def test_ivf_blas_tiny_inputs_are_exact_and_report_steps(n):
     graph = build_knn(x, k=min(3, n - 1), index="ivf-blas")
     assert np.array_equal(graph.ids, build_knn(x, k=min(3, n - 1), index="numpy").ids)
     assert set(graph.meta["steps"]) == {"train", "assign", "group", "join", "sort"}
+
+
+def test_ivf_blas_default_probes_depend_on_k():
+    from faceclust.knn import ivf_blas_cells
+
+    # k = 80 (fc-es): unchanged; k <= 32 (the default method's 20): fewer probes
+    assert ivf_blas_cells(584013, k=80) == (4096, 32)
+    assert ivf_blas_cells(5206761, k=80) == (8192, 64)
+    assert ivf_blas_cells(5206761, k=20) == (8192, 16)
+    assert ivf_blas_cells(584013, k=20) == (4096, 8)
+    assert ivf_blas_cells(584013, k=32) == (4096, 8) and ivf_blas_cells(584013, k=33) == (4096, 32)
+    assert ivf_blas_cells(584013, nprobe=7, k=20) == (4096, 7)  # a given value wins
+
+
+def test_exact_rows_topk_matches_search_topk():
+    from faceclust.knn import exact_rows_topk, search_topk
+
+    x = unit_rows(np.random.default_rng(9).normal(size=(3000, 24)))
+    rows = np.array([0, 17, 999, 2999])
+    _, ids = search_topk(x, x[rows], 15)
+    got = exact_rows_topk(x, rows, 15, block=700)  # several database blocks
+    assert np.array_equal(got[:, 0], rows)  # self first
+    np.testing.assert_array_equal(got, ids)

@@ -8,8 +8,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-import psutil
-
 
 @dataclass
 class Usage:
@@ -28,6 +26,8 @@ class Usage:
 @contextmanager
 def measure(interval: float = 0.05) -> Iterator[Usage]:
     """Time the block and sample this process's RSS every ``interval`` seconds."""
+    import psutil
+
     proc = psutil.Process()
     usage = Usage(start_rss_gb=proc.memory_info().rss / 2**30)
     peak = [usage.start_rss_gb]
@@ -47,3 +47,15 @@ def measure(interval: float = 0.05) -> Iterator[Usage]:
         done.set()
         thread.join()
         usage.peak_rss_gb = max(peak[0], proc.memory_info().rss / 2**30)
+
+
+def peak_rss_gb() -> float:
+    """This process's peak resident set size so far (GB; ``nan`` where the OS does not say)."""
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - not on Windows
+        return float("nan")
+    import sys
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KB on Linux, bytes on macOS
+    return peak / 2**30 if sys.platform == "darwin" else peak / 2**20

@@ -304,7 +304,7 @@ def build_knn_ray(
         steps["search+merge"] = time.perf_counter() - t0
         n_pieces = len(blocks)
     else:
-        nlist, nprobe = ivf_blas_cells(n, nlist, nprobe)
+        nlist, nprobe = ivf_blas_cells(n, nlist, nprobe, k)
         params.update(nlist=nlist, nprobe=nprobe, seed=seed)
         t0 = time.perf_counter()
         centroids = ivf_train(x, nlist, seed)

@@ -350,7 +350,8 @@ def build_knn(
         point against the members of its ``nprobe`` nearest cells, cell by cell as
         matrix products; defaults: ``nlist`` the power of two nearest
         ``5.4 sqrt(N)``, at most 8192, and ``nprobe = max(16, nlist // 128)``,
-        recall@80 0.96 at 584K in about a third of IVF's time); ``"hnsw"`` faiss HNSW
+        recall@80 0.96 at 584K in about a third of IVF's time; ``max(8, nlist // 512)``
+        for k <= 32, see :func:`ivf_blas_cells`); ``"hnsw"`` faiss HNSW
         (``hnsw_m`` links, ``ef_construction``, ``ef_search`` default
         ``max(2k, 128)``); ``"numpy"`` exact blocked matmul; ``"auto"`` numpy for
         N <= 4096, flat up to 100,000 points (exact costs O(N^2 D): about 1.5 min
@@ -373,7 +374,7 @@ def build_knn(
         nprobe = int(min(nprobe or min(128, nlist), nlist))
         params.update(nlist=nlist, nprobe=nprobe, seed=seed)
     elif index == "ivf-blas":
-        nlist, nprobe = ivf_blas_cells(n, nlist, nprobe)
+        nlist, nprobe = ivf_blas_cells(n, nlist, nprobe, k)
         params.update(nlist=nlist, nprobe=nprobe, seed=seed)
     elif index == "hnsw":
         ef_search = int(ef_search or max(2 * k, 128))
@@ -420,16 +421,29 @@ def _search_numpy(x: np.ndarray, k: int, block: int = 1024) -> tuple[np.ndarray,
     return ids, sims
 
 
-def ivf_blas_cells(n: int, nlist: int | None = None, nprobe: int | None = None) -> tuple[int, int]:
-    """``(nlist, nprobe)`` that ``ivf-blas`` uses for N points (given values are clipped).
+_SMALL_K = 32  # k up to this many (the default method's 20): fewer probed cells
+
+
+def ivf_blas_cells(
+    n: int, nlist: int | None = None, nprobe: int | None = None, k: int = 80
+) -> tuple[int, int]:
+    """``(nlist, nprobe)`` that ``ivf-blas`` uses for N points and k neighbours (given values are clipped).
 
     Defaults: ``nlist`` the power of two nearest ``5.4 sqrt(N)`` (at most 8192, and at
-    most N / 20 so k-means has 20 points per cell), ``nprobe = max(16, nlist // 128)``.
+    most N / 20 so k-means has 20 points per cell); ``nprobe = max(16, nlist // 128)``
+    for k > 32 (recall@80 0.958 at 584K) and ``max(8, nlist // 512)`` for k <= 32 (the
+    default method's k = 20): a point's first 20 neighbours are mostly its own person's
+    photos, in few cells. At 584K (4096 cells) recall@20 was 0.981 with 4 probes and
+    0.987 with 8 against 0.958 for recall@80 with 32
+    (``benchmarks/results/knn_probe_sweep_part1.json``); the join does a quarter of the
+    products and the cell assignment keeps fewer probes.
     """
     if nlist is None:
         nlist = int(min(8192, max(1, 2 ** round(np.log2(5.4 * np.sqrt(n))))))
     nlist = int(max(1, min(nlist, n // _IVF_TRAIN_PER_CELL)))
-    return nlist, int(min(nprobe or max(16, nlist // 128), nlist))
+    if nprobe is None:
+        nprobe = max(16, nlist // 128) if k > _SMALL_K else max(8, nlist // 512)
+    return nlist, int(min(nprobe, nlist))
 
 
 def _search_ivf_blas(
@@ -507,6 +521,10 @@ def ivf_assign(x: np.ndarray, centroids: np.ndarray, nprobe: int) -> np.ndarray:
 
     Chunked at fixed offsets so that a caller splitting ``x`` at multiples of
     the chunk gets bit-identical cells (faiss switches kernels for tiny chunks).
+    Every centroid is scored: a two-level assignment (super-cells over the
+    centroids) was measured slower at 4096 cells (2.8 vs 1.6 CPU-s for 30K rows,
+    it scored 58 % of the centroids in numpy pieces against faiss's fused kernel)
+    and lost 3 % of the probes.
     """
     import faiss
 
@@ -514,7 +532,7 @@ def ivf_assign(x: np.ndarray, centroids: np.ndarray, nprobe: int) -> np.ndarray:
     cell_dtype = np.uint16 if len(centroids) <= np.iinfo(np.uint16).max else np.int32
     probe = np.empty((n, nprobe), dtype=cell_dtype)
     for start in range(0, n, _QUERY_CHUNK):
-        _, p = faiss.knn(x[start : start + _QUERY_CHUNK], centroids, nprobe,
+        _, p = faiss.knn(np.ascontiguousarray(x[start : start + _QUERY_CHUNK]), centroids, nprobe,
                          metric=faiss.METRIC_INNER_PRODUCT)
         probe[start : start + len(p)] = p
     return probe
@@ -695,13 +713,40 @@ def search_topk(base: np.ndarray, queries: np.ndarray, k: int) -> tuple[np.ndarr
     return sims, ids
 
 
+def exact_rows_topk(x: np.ndarray, rows: np.ndarray, k: int, *, block: int = 1 << 14) -> np.ndarray:
+    """``[len(rows), k]`` exact top-k ids of the given rows among all of ``x`` (self first).
+
+    The database is read once, in blocks of ``block`` rows (a few thousand query
+    rows against a block is one matrix product), so a 5 GB memory-mapped ``x`` is
+    streamed through once instead of once per query block. Ties keep the smaller id.
+    """
+    rows = np.asarray(rows, dtype=np.int64)
+    q = np.ascontiguousarray(x[rows], dtype=np.float32)
+    best_s = np.full((len(rows), k), -np.inf, dtype=np.float32)
+    best_i = np.full((len(rows), k), -1, dtype=np.int64)
+    for start in range(0, x.shape[0], block):
+        s = q @ np.asarray(x[start : start + block], dtype=np.float32).T
+        ids = np.arange(start, start + s.shape[1], dtype=np.int64)
+        inside = (rows >= start) & (rows < start + s.shape[1])
+        s[np.flatnonzero(inside), rows[inside] - start] = np.inf  # self always first
+        cat_s = np.concatenate([best_s, s], axis=1)
+        cat_i = np.concatenate([best_i, np.broadcast_to(ids, s.shape)], axis=1)
+        keep = min(k, cat_s.shape[1])
+        part = np.argpartition(-cat_s, keep - 1, axis=1)[:, :keep]
+        best_s = np.take_along_axis(cat_s, part, axis=1)
+        best_i = np.take_along_axis(cat_i, part, axis=1)
+    order = np.lexsort((best_i, -best_s.astype(np.float64)), axis=1)
+    return np.take_along_axis(best_i, order, axis=1)
+
+
 def knn_recall(
     graph: KnnGraph, features: np.ndarray, *, sample: int = 1000, seed: int = 0
 ) -> float:
     """Recall@k of ``graph`` against exact search, on a random sample of rows.
 
     For each sampled row, the fraction of its exact top-k (self included) found
-    anywhere in the graph's row; averaged. 1.0 for an exact graph.
+    anywhere in the graph's row; averaged. 1.0 for an exact graph. (Exact ties at
+    the k-th similarity may count either way.)
     """
     x = check_features(features)
     if x.shape[0] != graph.n:
@@ -709,16 +754,11 @@ def knn_recall(
     rng = np.random.default_rng(seed)
     rows = np.sort(rng.choice(graph.n, size=min(sample, graph.n), replace=False))
     k = graph.k
-    # rows per block so one [rows, N] similarity block stays near 256 MB, even at 5M points
-    block = max(1, min(256, (256 << 20) // (4 * graph.n)))
     hits = 0
-    for start in range(0, len(rows), block):
-        r = rows[start : start + block]
-        s = x[r] @ x.T
-        s[np.arange(len(r)), r] = np.inf  # self always counts as found first
-        exact = np.argpartition(-s, k - 1, axis=1)[:, :k]
-        approx = graph.ids[r]
-        hits += sum(len(np.intersect1d(a, b)) for a, b in zip(exact, approx, strict=True))
+    for start in range(0, len(rows), 2048):  # [2048, 16384] products: about 0.5 GB in all
+        r = rows[start : start + 2048]
+        exact = exact_rows_topk(x, r, k)
+        hits += sum(len(np.intersect1d(a, b)) for a, b in zip(exact, graph.ids[r], strict=True))
     return hits / (len(rows) * k)
 
 

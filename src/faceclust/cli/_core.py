@@ -117,7 +117,7 @@ def methods_cmd() -> None:
                    "flat/numpy: exact; ivf, ivf-blas, hnsw: approximate.")
 @click.option("--dim", type=int, default=None, help="Feature dimension of a raw .bin file.")
 @click.option("--nlist", type=int, default=None, help="IVF cells (ivf: min(4096, 8*sqrt N); ivf-blas: ~5.4*sqrt N, <= 8192).")
-@click.option("--nprobe", type=int, default=None, help="IVF cells probed (ivf: min(128, nlist); ivf-blas: max(16, nlist/128)).")
+@click.option("--nprobe", type=int, default=None, help="IVF cells probed (ivf: min(128, nlist); ivf-blas: max(16, nlist/128), for k <= 32 max(8, nlist/512)).")
 @click.option("--hnsw-m", type=int, default=32, show_default=True,
               help="HNSW links per node (hnsw only).")
 @click.option("--ef-search", type=int, default=None, help="HNSW search breadth (default max(2k,128)).")
@@ -247,6 +247,10 @@ def cluster_cmd(features, method, preset, knn_path, dim, settings, model, gt, ex
     n_clusters = len(np.unique(labels[labels >= 0])) + int((labels < 0).sum())
     click.echo(f"{method}: {len(labels)} samples -> {n_clusters} clusters in {secs:.2f} s "
                f"({stages}) -> {out}", err=True)
+    peaks = getattr(est, "stage_peak_gb_", {})
+    if peaks:
+        click.echo("peak memory after each stage (process high-water mark): "
+                   + ", ".join(f"{k} {v:.2f} GB" for k, v in peaks.items()), err=True)
     if explain:
         text = getattr(est, "explain_", None)
         click.echo(text if text else f"{method}: parameters {est.get_params()}", err=True)

@@ -54,11 +54,13 @@ def _head(path: Path, n: int = 8) -> bytes:
         return b""
 
 
-def load_npy(path: Path) -> np.ndarray:
+def load_npy(path: Path, *, mmap: bool = False) -> np.ndarray:
     """``np.load`` of a ``.npy`` file without pickle; corrupt files become InputError.
 
     A file without the NumPy header (a text file renamed ``.npy``) is named as such
-    instead of numpy's advice to enable pickle.
+    instead of numpy's advice to enable pickle. With ``mmap`` the array is mapped
+    read-only (``mmap_mode="r"``): pages are read as used and can be dropped by the
+    kernel, so a 5 GB feature file is not a second copy in memory.
     """
     head = _head(path)
     if head and not head.startswith(_NPY_MAGIC) and not head.startswith(_ZIP_MAGIC):
@@ -66,7 +68,7 @@ def load_npy(path: Path) -> np.ndarray:
             f"{path}: not a NumPy .npy file (no .npy header; a text or other file renamed .npy?)"
         )
     try:
-        arr = np.load(path, allow_pickle=False)
+        arr = np.load(path, allow_pickle=False, mmap_mode="r" if mmap else None)
     except ValueError as exc:
         if "allow_pickle" in str(exc):
             raise pickled_array_error(path) from None

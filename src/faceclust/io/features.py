@@ -17,6 +17,9 @@ FEATURE_EXTENSIONS: tuple[str, ...] = (".npy", ".npz", ".bin")
 _FEATURE_KEYS = ("features", "feats", "embeddings")
 
 
+MMAP_MIN_BYTES = 64 << 20  # .npy files from this size on are mapped, not read
+
+
 def read_features(path: PathLike, *, dim: int | None = None, normalize: bool = True) -> np.ndarray:
     """Read an (N, D) embedding matrix; return validated float32 rows (L2-normalised).
 
@@ -37,7 +40,9 @@ def read_features(path: PathLike, *, dim: int | None = None, normalize: bool = T
     path = check_input_file(path)
     ext = check_ext(path, FEATURE_EXTENSIONS, "feature")
     if ext == ".npy":
-        x = load_npy(path)
+        # large files are memory-mapped: float32 unit rows are used in place (read-only)
+        # and are never a second copy in memory; pages are read as the kNN needs them
+        x = load_npy(path, mmap=path.stat().st_size >= MMAP_MIN_BYTES)
     elif ext == ".npz":
         x = _read_features_npz(path)
     else:

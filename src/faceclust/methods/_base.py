@@ -27,6 +27,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClusterMixin
 from sklearn.utils.validation import check_array
 
+from .._resources import peak_rss_gb
 from .._validation import check_features
 from ..errors import InputError, ParameterError
 from ..knn import KnnGraph, build_knn, locality_order
@@ -88,6 +89,7 @@ class BaseClusterer(ClusterMixin, BaseEstimator):
 
     labels_: np.ndarray
     stage_seconds_: dict[str, float]
+    stage_peak_gb_: dict[str, float]
 
     # ----------------------------------------------------------------- API
     def fit(self, X: np.ndarray, y: object = None, *, knn: KnnGraph | None = None,
@@ -102,6 +104,7 @@ class BaseClusterer(ClusterMixin, BaseEstimator):
         method through the repair stage :func:`~faceclust.stages.constraints.apply_constraints`.
         """
         self.stage_seconds_ = {}
+        self.stage_peak_gb_ = {}
         x = None if X is None else check_features(sklearn_check(X), source="X")
         if x is None and (knn is None or not self.uses_knn):
             raise InputError(f"{self.method_name}: features X are required")
@@ -180,7 +183,7 @@ class BaseClusterer(ClusterMixin, BaseEstimator):
 
     @contextmanager
     def _stage(self, name: str) -> Iterator[None]:
-        """Time a stage into ``stage_seconds_[name]``."""
+        """Time a stage into ``stage_seconds_[name]``; the process's peak RSS so far into ``stage_peak_gb_``."""
         t0 = time.perf_counter()
         try:
             yield
@@ -188,6 +191,9 @@ class BaseClusterer(ClusterMixin, BaseEstimator):
             self.stage_seconds_[name] = self.stage_seconds_.get(name, 0.0) + (
                 time.perf_counter() - t0
             )
+            if not hasattr(self, "stage_peak_gb_"):
+                self.stage_peak_gb_ = {}
+            self.stage_peak_gb_[name] = peak_rss_gb()
 
     def _knn(self, x: np.ndarray | None, knn: KnnGraph | None, k: int) -> KnnGraph:
         """The kNN graph to use: ``knn`` truncated to ``k`` if given, else ``build_knn(x, k)`` (exact up to 100K points, ivf-blas beyond).
