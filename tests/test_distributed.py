@@ -16,7 +16,6 @@ from threadpoolctl import threadpool_limits  # noqa: E402
 from faceclust import knn as knn_mod  # noqa: E402
 from faceclust.distributed import (  # noqa: E402
     _cell_groups,
-    _pack,
     _split,
     build_knn_ray,
     fit_ray,
@@ -72,12 +71,6 @@ def test_split_aligned_and_covering():
     assert all(a % 1024 == 0 for a, _ in parts)
     assert all(b == c for (_, b), (c, _) in zip(parts[:-1], parts[1:], strict=True))
     assert _split(5, 10) == [(0, 1), (1, 2), (2, 3), (3, 4), (4, 5)]
-
-
-def test_pack_balances_largest_first():
-    bins = _pack(np.array([10.0, 1, 1, 1, 9, 2]), 2)
-    loads = np.bincount(bins, weights=[10.0, 1, 1, 1, 9, 2])
-    assert sorted(loads.tolist()) == [12.0, 12.0]
 
 
 def test_cell_groups_cover_every_cell_once():
@@ -154,7 +147,7 @@ def test_fces_labels_equal_one_machine(pool, faces):
     ref = make_method("fc-es", {"k": 20}).fit(x, knn=graph).labels_
     est = fit_ray(make_method("fc-es", {"k": 20}), x, pool=pool, knn=graph, pieces=3)
     assert np.array_equal(est.labels_, ref)
-    assert not hasattr(est, "_nep_backend") and not hasattr(est, "_executor")
+    assert "_executor" not in vars(est)  # executing_on left nothing behind
 
 
 def test_other_methods_are_refused(pool, faces):
