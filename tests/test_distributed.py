@@ -115,6 +115,15 @@ def test_ivf_blas_knn_equals_one_machine(pool, faces):
     assert np.array_equal(got.sims, ref.sims)
 
 
+def test_features_reach_tasks_zero_copy_from_the_store(pool, faces):
+    x = faces[0]
+    ref = pool.put(x)
+    assert pool.put(x) is ref  # put once per array, tasks get the reference
+    probe = ray.remote(num_cpus=1)(lambda a: (a.flags.writeable, a.flags.owndata, a.shape))
+    writeable, owndata, shape = ray.get(probe.remote(ref))
+    assert shape == x.shape and not writeable and not owndata  # a map of the store: no copy
+
+
 def test_knn_rejects_unsupported_index(pool, faces):
     with pytest.raises(ParameterError, match="hnsw"):
         build_knn_ray(faces[0], 5, pool=pool, index="hnsw")

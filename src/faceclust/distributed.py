@@ -176,12 +176,22 @@ def _task_threads() -> int:
 
 
 def _as_completed(refs: list) -> Iterator[Any]:
-    """Results of ``refs`` in the order they finish (each fetched once)."""
+    """Results of ``refs`` in the order they finish (each fetched once).
+
+    Takes the list over (it is emptied): once a result is consumed nothing
+    refers to it, so Ray frees it from the object store while the others are
+    still running (the partial top-k lists do not pile up in the store). The
+    caller must keep no other reference to the refs for that.
+    """
     ray = _import_ray()
-    pending = list(refs)
+    pending = refs
     while pending:
-        done, pending = ray.wait(pending, num_returns=1)
-        yield ray.get(done[0])
+        done, rest = ray.wait(pending, num_returns=1)
+        pending[:] = rest
+        value = ray.get(done[0])
+        del done
+        yield value
+        del value
 
 
 def _split(n: int, parts: int, align: int = 1) -> list[tuple[int, int]]:
@@ -307,9 +317,8 @@ def build_knn_ray(
         blocks = _split(n, pieces or pool.pieces(n, max(k, _FLAT_BLOCK_ALIGN)), _FLAT_BLOCK_ALIGN)
         t0 = time.perf_counter()
         task = _remote(_flat_block_task)
-        refs = [task.remote(x_ref, lo, hi, k) for lo, hi in blocks]
         rows = np.arange(n, dtype=np.int64)
-        for s, i in _as_completed(refs):
+        for s, i in _as_completed([task.remote(x_ref, lo, hi, k) for lo, hi in blocks]):
             merge_partial_topk(top_s, top_i, rows, s, i)
         steps["search+merge"] = time.perf_counter() - t0
         n_pieces = len(blocks)
@@ -334,12 +343,11 @@ def build_knn_ray(
         steps["group"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         task = _remote(_join_task)
-        refs = [task.remote(x_ref, g_ref, c, k) for c in cells]
         partial_rows = 0
-        for touched, s, i in _as_completed(refs):
+        for touched, s, i in _as_completed([task.remote(x_ref, g_ref, c, k) for c in cells]):
             merge_partial_topk(top_s, top_i, touched, s, i)
             partial_rows += len(touched)
-        del refs, g_ref, groups
+        del g_ref, groups
         steps["join+merge"] = time.perf_counter() - t0
         n_pieces = len(cells)
         params["partial_rows_per_point"] = round(partial_rows / n, 3)
@@ -406,7 +414,7 @@ class RayExecutor:
             pending = list(refs)
             while pending:
                 done, pending = ray.wait(pending, num_returns=1)
-                yield refs[done[0]], ray.get(done[0])
+                yield refs.pop(done[0]), ray.get(done[0])
 
         return combine_group_labels(n, finished())
 
