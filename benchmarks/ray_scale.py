@@ -111,6 +111,7 @@ def main() -> None:
     ap.add_argument("--k", type=int, default=20, help="neighbours (auto's default graph: 20)")
     ap.add_argument("--skip-local", action="store_true", help="no single-machine reference")
     ap.add_argument("--tag", default=None)
+    ap.add_argument("--results", default=str(RESULTS), help="folder of the result JSON")
     a = ap.parse_args()
 
     import ray
@@ -118,6 +119,17 @@ def main() -> None:
     from faceclust.distributed import build_knn_ray, fit_ray, ray_session
 
     mem = PssSampler()
+    tag = a.tag or f"ray_{Path(a.data).name}_{a.cpus}cpu"
+    results = Path(a.results)
+    results.mkdir(parents=True, exist_ok=True)
+
+    def save(done: bool) -> None:
+        """Write what is measured so far (a long run cut short still leaves its phases)."""
+        out["complete"] = done
+        out["memory_peak_gb"] = {**mem.peak, "all": max(mem.peak.values(), default=0.0)}
+        out["driver_peak_rss_gb"] = _rss_gb()
+        write_text(results / f"{tag}.json", json.dumps(out, indent=1, default=float))
+
     x = read_features(a.data + ".npy")
     n, d = x.shape
     out: dict = {"n": n, "dim": d, "k": a.k, "cpus": a.cpus, "load_before": os.getloadavg()}
@@ -137,6 +149,8 @@ def main() -> None:
         t1 = time.perf_counter()
         g_ray = build_knn_ray(x, a.k, pool=pool, index="ivf-blas")
         out["knn_ray"] = {"seconds": time.perf_counter() - t1, **g_ray.meta}
+        out["load_after_knn"] = os.getloadavg()
+        save(False)
         store = ray.available_resources().get("object_store_memory")
         total = ray.cluster_resources().get("object_store_memory")
         out["object_store_gb"] = {"total": total / 2**30 if total else None,
@@ -155,6 +169,7 @@ def main() -> None:
         lab_ray = fit_ray(est, x, pool=pool, knn=g_ray).labels_
         out["auto_ray"] = {"seconds": time.perf_counter() - t1, "stages": est.stage_seconds_,
                            **est.ray_info_, "clusters": int(lab_ray.max()) + 1}
+        save(False)
         if not a.skip_local:
             ref = make_method("auto", {})
             mem.phase = "auto_local"
@@ -164,12 +179,9 @@ def main() -> None:
                                  "stages": ref.stage_seconds_}
             out["auto_labels_identical"] = bool(np.array_equal(lab, lab_ray))
     out["total_s"] = time.perf_counter() - t0
-    out["driver_peak_rss_gb"] = _rss_gb()
-    out["memory_peak_gb"] = mem.stop()
     out["load_after"] = os.getloadavg()
-    tag = a.tag or f"ray_{Path(a.data).name}_{a.cpus}cpu"
-    RESULTS.mkdir(exist_ok=True)
-    write_text(RESULTS / f"{tag}.json", json.dumps(out, indent=1, default=float))
+    mem.stop()
+    save(True)
     print(json.dumps(out, indent=1, default=float))
 
 
