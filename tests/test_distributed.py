@@ -16,7 +16,6 @@ from threadpoolctl import threadpool_limits  # noqa: E402
 from faceclust import knn as knn_mod  # noqa: E402
 from faceclust.distributed import (  # noqa: E402
     _cell_groups,
-    _pack,
     _split,
     build_knn_ray,
     fit_ray,
@@ -74,12 +73,6 @@ def test_split_aligned_and_covering():
     assert _split(5, 10) == [(0, 1), (1, 2), (2, 3), (3, 4), (4, 5)]
 
 
-def test_pack_balances_largest_first():
-    bins = _pack(np.array([10.0, 1, 1, 1, 9, 2]), 2)
-    loads = np.bincount(bins, weights=[10.0, 1, 1, 1, 9, 2])
-    assert sorted(loads.tolist()) == [12.0, 12.0]
-
-
 def test_cell_groups_cover_every_cell_once():
     probe = np.random.default_rng(0).integers(0, 50, size=(1000, 4)).astype(np.uint16)
     groups = knn_mod.ivf_group(probe, 50)
@@ -122,6 +115,15 @@ def test_ivf_blas_knn_equals_one_machine(pool, faces):
     assert np.array_equal(got.sims, ref.sims)
 
 
+def test_features_reach_tasks_zero_copy_from_the_store(pool, faces):
+    x = faces[0]
+    ref = pool.put(x)
+    assert pool.put(x) is ref  # put once per array, tasks get the reference
+    probe = ray.remote(num_cpus=1)(lambda a: (a.flags.writeable, a.flags.owndata, a.shape))
+    writeable, owndata, shape = ray.get(probe.remote(ref))
+    assert shape == x.shape and not writeable and not owndata  # a map of the store: no copy
+
+
 def test_knn_rejects_unsupported_index(pool, faces):
     with pytest.raises(ParameterError, match="hnsw"):
         build_knn_ray(faces[0], 5, pool=pool, index="hnsw")
@@ -154,7 +156,7 @@ def test_fces_labels_equal_one_machine(pool, faces):
     ref = make_method("fc-es", {"k": 20}).fit(x, knn=graph).labels_
     est = fit_ray(make_method("fc-es", {"k": 20}), x, pool=pool, knn=graph, pieces=3)
     assert np.array_equal(est.labels_, ref)
-    assert not hasattr(est, "_nep_backend") and not hasattr(est, "_executor")
+    assert "_executor" not in vars(est)  # executing_on left nothing behind
 
 
 def test_other_methods_are_refused(pool, faces):

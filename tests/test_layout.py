@@ -84,11 +84,11 @@ GRAPH = {mod: _imports(mod) for mod in MODULES}
 
 
 def test_layout_sees_every_module():
-    assert {"faceclust.io", "faceclust.io.knn", "faceclust.knn", "faceclust.stages.linkage",
+    assert {"faceclust.io", "faceclust.io.knn", "faceclust.knn", "faceclust.stages.components",
             "faceclust.methods._auto"} <= set(MODULES)
     # the resolver follows relative imports: io.knn reads KnnGraph from faceclust.knn
     assert "faceclust.knn" in GRAPH["faceclust.io.knn"][0]
-    assert "faceclust.stages.linkage" in GRAPH["faceclust.methods._auto"][0]
+    assert "faceclust.stages.components" in GRAPH["faceclust.methods._auto"][0]
 
 
 def test_no_module_imports_a_private_name_from_another():

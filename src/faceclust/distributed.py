@@ -19,10 +19,12 @@ Every stage runs the single-machine code on pieces (``docs/scale.md``):
   graph's.
 * **auto** -- linkage merges only along kNN edges at or above the threshold,
   so the connected components of those edges are independent: they are
-  packed into groups (largest first) and each group is linked on a worker by
-  auto's own ``_link``; attachment, which reads neighbours in any component,
-  then runs on blocks of singletons (auto's ``_attach_moves``) against the
-  global labels. Label numbering depends only on the partition
+  packed into groups (largest first, :func:`faceclust.stages.components.component_groups`)
+  and each group is linked on a worker by the stage ``auto`` runs on one machine
+  (:func:`~faceclust.stages.components.link_edges`); attachment, which reads
+  neighbours in any component, then runs on blocks of singletons
+  (:func:`~faceclust.stages.cluster_ops.attach_moves`) against the global
+  labels. Label numbering depends only on the partition
   (:func:`faceclust.graph.relabel`), so the labels are the same.
 * **fc-es** -- NEP on blocks of rows on workers; edge selection and Infomap
   on the driver.
@@ -61,6 +63,14 @@ from .knn import (
     new_topk,
     sort_topk,
 )
+from .stages.cluster_ops import attach_moves
+from .stages.components import (
+    apply_moves,
+    combine_group_labels,
+    component_groups,
+    link_group,
+)
+from .stages.refine import nep_rows, transition_probabilities
 
 BACKENDS: tuple[str, ...] = ("local", "ray")
 RAY_INDEXES: tuple[str, ...] = ("auto", "flat", "ivf-blas", "numpy")
@@ -166,12 +176,22 @@ def _task_threads() -> int:
 
 
 def _as_completed(refs: list) -> Iterator[Any]:
-    """Results of ``refs`` in the order they finish (each fetched once)."""
+    """Results of ``refs`` in the order they finish (each fetched once).
+
+    Takes the list over (it is emptied): once a result is consumed nothing
+    refers to it, so Ray frees it from the object store while the others are
+    still running (the partial top-k lists do not pile up in the store). The
+    caller must keep no other reference to the refs for that.
+    """
     ray = _import_ray()
-    pending = list(refs)
+    pending = refs
     while pending:
-        done, pending = ray.wait(pending, num_returns=1)
-        yield ray.get(done[0])
+        done, rest = ray.wait(pending, num_returns=1)
+        pending[:] = rest
+        value = ray.get(done[0])
+        del done
+        yield value
+        del value
 
 
 def _split(n: int, parts: int, align: int = 1) -> list[tuple[int, int]]:
@@ -297,9 +317,8 @@ def build_knn_ray(
         blocks = _split(n, pieces or pool.pieces(n, max(k, _FLAT_BLOCK_ALIGN)), _FLAT_BLOCK_ALIGN)
         t0 = time.perf_counter()
         task = _remote(_flat_block_task)
-        refs = [task.remote(x_ref, lo, hi, k) for lo, hi in blocks]
         rows = np.arange(n, dtype=np.int64)
-        for s, i in _as_completed(refs):
+        for s, i in _as_completed([task.remote(x_ref, lo, hi, k) for lo, hi in blocks]):
             merge_partial_topk(top_s, top_i, rows, s, i)
         steps["search+merge"] = time.perf_counter() - t0
         n_pieces = len(blocks)
@@ -324,12 +343,11 @@ def build_knn_ray(
         steps["group"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         task = _remote(_join_task)
-        refs = [task.remote(x_ref, g_ref, c, k) for c in cells]
         partial_rows = 0
-        for touched, s, i in _as_completed(refs):
+        for touched, s, i in _as_completed([task.remote(x_ref, g_ref, c, k) for c in cells]):
             merge_partial_topk(top_s, top_i, touched, s, i)
             partial_rows += len(touched)
-        del refs, g_ref, groups
+        del g_ref, groups
         steps["join+merge"] = time.perf_counter() - t0
         n_pieces = len(cells)
         params["partial_rows_per_point"] = round(partial_rows / n, 3)
@@ -344,42 +362,30 @@ def build_knn_ray(
 
 
 # ----------------------------------------------------------------- cluster
-def _link_task(est: Any, x: np.ndarray | None, e: Any, pts: np.ndarray, src: np.ndarray,
-               dst: np.ndarray, w: np.ndarray) -> np.ndarray:
-    """auto's own linkage on one group of components (points ``pts``, edges in local ids)."""
+def _link_task(x: np.ndarray | None, pts: np.ndarray, src: np.ndarray, dst: np.ndarray,
+               w: np.ndarray, threshold: float) -> np.ndarray:
+    """The linkage stage on one group of components (points ``pts``, edges in local ids)."""
     _task_threads()
-    return est._link(None if x is None else x[pts], len(pts), e, src, dst, w)
+    return link_group(x, pts, src, dst, w, threshold)
 
 
-def _attach_task(est: Any, x: np.ndarray | None, nbr_ids: np.ndarray, nbr_sims: np.ndarray | None,
-                 e: Any, labels: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _attach_task(x: np.ndarray | None, nbr_ids: np.ndarray, nbr_sims: np.ndarray | None,
+                 labels: np.ndarray, rows: np.ndarray, threshold: float,
+                 share: float) -> tuple[np.ndarray, np.ndarray]:
+    """The attachment stage's moves for the singletons among ``rows``."""
     _task_threads()
-    return est._attach_moves(x, nbr_ids, nbr_sims, e, labels, rows=rows)
+    return attach_moves(labels, nbr_ids, threshold, x=x, nbr_sims=nbr_sims, share=share,
+                        rows=rows)
 
 
 def _nep_task(ids: np.ndarray, p: np.ndarray, lo: int, hi: int) -> np.ndarray:
-    from .stages.refine import nep_rows
-
     _task_threads()
     return nep_rows(ids, p, lo, hi)
 
 
-def _pack(costs: np.ndarray, bins: int) -> np.ndarray:
-    """Bin of each item: largest first into the least loaded bin (LPT)."""
-    import heapq
-
-    out = np.empty(len(costs), dtype=np.int64)
-    heap = [(0.0, b) for b in range(bins)]
-    for item in np.argsort(-costs, kind="stable"):
-        load, b = heapq.heappop(heap)
-        out[item] = b
-        heapq.heappush(heap, (load + float(costs[item]), b))
-    return out
-
-
 @dataclass
 class RayExecutor:
-    """How a method's stages run on Ray (set as ``estimator._executor`` during ``fit``)."""
+    """Runs a method's distributable stages on Ray (:meth:`~faceclust.methods.BaseClusterer.executing_on`)."""
 
     pool: RayPool
     index: str = "auto"
@@ -390,95 +396,52 @@ class RayExecutor:
         return build_knn_ray(x, k, pool=self.pool, index=self.index, pieces=self.pieces)
 
     # -- auto
-    def link(self, est: Any, x: np.ndarray | None, n: int, e: Any, src: np.ndarray,
-             dst: np.ndarray, w: np.ndarray) -> np.ndarray:
-        """auto's linkage per group of connected components of the selected edges."""
-        import scipy.sparse as sp
-        from scipy.sparse.csgraph import connected_components
-
-        from .graph import relabel
-
+    def link(self, x: np.ndarray | None, n: int, src: np.ndarray, dst: np.ndarray,
+             w: np.ndarray, threshold: float) -> np.ndarray:
+        """:func:`~faceclust.stages.components.link_edges` per group of connected components."""
         t0 = time.perf_counter()
-        src = np.asarray(src, dtype=np.int64)
-        dst = np.asarray(dst, dtype=np.int64)
-        adj = sp.csr_matrix((np.ones(len(src), dtype=np.int8), (src, dst)), shape=(n, n))
-        n_comp, comp = connected_components(adj, directed=True, connection="weak")
-        size = np.bincount(comp, minlength=n_comp)
-        multi = np.flatnonzero(size >= 2)
-        self.info.update(components=int(n_comp), components_multi=int(len(multi)),
-                         largest_component=int(size.max()) if n_comp else 0)
-        if len(multi) == 0:
-            return np.arange(n, dtype=np.int64)
-        edges_per = np.bincount(comp[src], minlength=n_comp)
-        bins = self.pieces or self.pool.pieces(len(multi))
-        comp_bin = np.full(n_comp, -1, dtype=np.int64)
-        comp_bin[multi] = _pack((size + edges_per)[multi].astype(np.float64), bins)
-        point_bin = comp_bin[comp]
-        # points of each bin in ascending order, and their local numbers
-        p_order = np.argsort(point_bin, kind="stable")
-        p_start = np.searchsorted(point_bin[p_order], np.arange(bins + 1))
-        local = np.empty(n, dtype=np.int64)
-        local[p_order] = np.arange(n) - p_start[np.maximum(point_bin[p_order], 0)]
-        e_bin = point_bin[src]
-        e_order = np.argsort(e_bin, kind="stable")  # keeps each bin's edges in their order
-        e_start = np.searchsorted(e_bin[e_order], np.arange(bins + 1))
+        groups, info = component_groups(src, dst, n, self.pieces or self.pool.pieces(n))
+        self.info.update(info)
         x_ref = None if x is None else self.pool.put(x)
-        e_ref = _import_ray().put(e)
         task = _remote(_link_task)
-        jobs = []
-        for b in range(bins):
-            pts = p_order[p_start[b] : p_start[b + 1]]
-            eb = e_order[e_start[b] : e_start[b + 1]]
-            if len(pts):
-                jobs.append((len(pts) + len(eb), pts, eb))
-        jobs.sort(key=lambda j: -j[0])  # largest first
-        refs = {}
-        for _, pts, eb in jobs:
-            ref = task.remote(est, x_ref, e_ref, pts, local[src[eb]], local[dst[eb]], w[eb])
-            refs[ref] = pts
+        refs = {task.remote(x_ref, g.points, g.src, g.dst, w[g.edges], threshold): g.points
+                for g in groups}  # largest first
         self.info["link_tasks"] = len(refs)
         self.pool.timings["link_submit"] = time.perf_counter() - t0
-        labels = np.arange(n, dtype=np.int64)  # points without edges stay alone
-        offset = n
         ray = _import_ray()
-        pending = list(refs)
-        while pending:
-            done, pending = ray.wait(pending, num_returns=1)
-            lab = ray.get(done[0])
-            labels[refs[done[0]]] = offset + lab
-            offset += int(lab.max()) + 1
-        return relabel(labels)
 
-    def attach(self, est: Any, x: np.ndarray | None, graph: KnnGraph, e: Any,
-               labels: np.ndarray) -> np.ndarray:
-        """auto's attachment decided on blocks of singletons, applied together."""
-        from .graph import relabel
+        def finished() -> Iterator[tuple[np.ndarray, np.ndarray]]:
+            pending = list(refs)
+            while pending:
+                done, pending = ray.wait(pending, num_returns=1)
+                yield refs.pop(done[0]), ray.get(done[0])
 
+        return combine_group_labels(n, finished())
+
+    def attach(self, x: np.ndarray | None, nbr_ids: np.ndarray, nbr_sims: np.ndarray | None,
+               labels: np.ndarray, threshold: float, share: float) -> np.ndarray:
+        """:func:`~faceclust.stages.cluster_ops.attach_moves` on blocks of singletons, applied together."""
         ray = _import_ray()
         labels = np.asarray(labels, dtype=np.int64)
-        nbr_ids, nbr_sims = est._attach_inputs(graph, e, x)
         cnt = np.bincount(labels)
         single = np.flatnonzero(cnt[labels] == 1)
-        out = labels.copy()
         if len(single) == 0:
-            return relabel(out)
+            return apply_moves(labels, single, single)
         blocks = np.array_split(single, self.pieces or self.pool.pieces(len(single), 1024))
         x_ref = None if x is None else self.pool.put(x)
-        refs = [ray.put(np.ascontiguousarray(nbr_ids)),
-                None if nbr_sims is None else ray.put(np.ascontiguousarray(nbr_sims)),
-                ray.put(e), ray.put(labels)]
+        ids_ref = ray.put(np.ascontiguousarray(nbr_ids))
+        sims_ref = None if nbr_sims is None else ray.put(np.ascontiguousarray(nbr_sims))
+        lab_ref = ray.put(labels)
         task = _remote(_attach_task)
-        for pts, targets in _as_completed(
-            [task.remote(est, x_ref, refs[0], refs[1], refs[2], refs[3], b) for b in blocks]
-        ):
-            out[pts] = targets
-        return relabel(out)
+        moves = list(_as_completed(
+            [task.remote(x_ref, ids_ref, sims_ref, lab_ref, b, threshold, share) for b in blocks]
+        ))
+        pts = np.concatenate([p for p, _ in moves])
+        return apply_moves(labels, pts, np.concatenate([t for _, t in moves]))
 
     # -- fc-es
     def nep(self, graph: KnnGraph, sigma: float) -> np.ndarray:
         """NEP (:func:`faceclust.stages.refine.nep`) of blocks of rows on workers."""
-        from .stages.refine import transition_probabilities
-
         ray = _import_ray()
         p = transition_probabilities(graph, sigma)
         ids_ref = ray.put(np.ascontiguousarray(graph.ids))
@@ -513,14 +476,8 @@ def fit_ray(
             "machine (use --backend local)"
         )
     executor = RayExecutor(pool, index=index, pieces=pieces)
-    estimator._executor = executor
-    if name == "fc-es":
-        estimator._nep_backend = executor.nep
-    try:
+    with estimator.executing_on(executor):
         estimator.fit(X, knn=knn, constraints=constraints)
-    finally:
-        del estimator._executor
-        estimator.__dict__.pop("_nep_backend", None)
     estimator.ray_info_ = {"workers": pool.workers, **executor.info}
     return estimator
 

@@ -39,7 +39,6 @@ flags (``benchmarks/real_data_eval.py``, ``docs/real-data.md``).
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import partial
 from typing import ClassVar
 
 import numpy as np
@@ -57,11 +56,11 @@ from ..adaptive import (
     stranger_floor,
 )
 from ..errors import ParameterError
-from ..graph import connected_components, relabel
+from ..graph import connected_components
 from ..knn import KnnGraph, build_knn
-from ..stages.cluster_ops import attach_moves, average_linkage
+from ..stages.cluster_ops import attach_moves
+from ..stages.components import apply_moves, attach_inputs, link_edges, threshold_edges
 from ..stages.join import join_clusters
-from ..stages.linkage import centroid_average_linkage
 from ._base import IDENTICAL_TOL, BaseClusterer, Constraint, OneOf, Param, register
 
 
@@ -233,26 +232,30 @@ class AutoClusterer(BaseClusterer):
             if n == 2 and x is not None and float(x[0] @ x[1]) >= self.threshold:
                 return np.zeros(2, dtype=np.int64)
             return np.arange(n, dtype=np.int64)
-        # set by faceclust.distributed.fit_ray: runs these same stages on Ray workers
-        ex = getattr(self, "_executor", None)
+        # an executor (faceclust.distributed.fit_ray) runs the same stage functions on
+        # Ray workers: the linkage per group of components, the attachment per block
+        ex = self._executor
         x, graph, est = self._prepare(x, knn, ex.build_knn if ex else build_knn)
         with self._stage("select"):
-            src, dst, w = self._select(graph, est)
+            src, dst, w = threshold_edges(graph, self.k, est.threshold)
         with self._stage("partition"):
-            link = partial(ex.link, self) if ex else self._link
-            labels = link(x, graph.n, est, src, dst, w)
-        if est.join_threshold is not None:  # on the driver: it reads the whole partition
+            link = ex.link if ex else link_edges
+            labels = link(x, graph.n, src, dst, w, est.threshold)
+        if est.join_threshold is not None:  # one pass: it reads the whole partition
             with self._stage("join"):
                 labels = self._join(x, graph, est, labels)
         if est.attach_threshold is not None:
             with self._stage("attach"):
-                attach = partial(ex.attach, self) if ex else self._attach
-                labels = attach(x, graph, est, labels)
+                nbr_ids, nbr_sims = attach_inputs(graph, est.attach_neighbours, x is not None)
+                if ex:
+                    labels = ex.attach(x, nbr_ids, nbr_sims, labels, est.attach_threshold,
+                                       est.attach_share)
+                else:
+                    pts, targets = attach_moves(labels, nbr_ids, est.attach_threshold, x=x,
+                                                nbr_sims=nbr_sims, share=est.attach_share)
+                    labels = apply_moves(labels, pts, targets)
         return labels
 
-    # The stages below are separate so that faceclust.distributed runs the very
-    # same code: _link per group of connected components, _attach_moves per block
-    # of rows, on Ray workers.
     def _prepare(
         self, x: np.ndarray | None, knn: KnnGraph | None, knn_builder: Callable = build_knn
     ) -> tuple[np.ndarray | None, KnnGraph, ScaleEstimate]:
@@ -344,26 +347,6 @@ class AutoClusterer(BaseClusterer):
         self.explain_ = est.explain()
         return x, graph, est
 
-    def _select(
-        self, graph: KnnGraph, est: ScaleEstimate
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The edges ``(src, dst, sim)`` that may join clusters: the first k, sim >= threshold."""
-        return graph.truncate(min(self.k, graph.k)).edges(min_sim=est.threshold)
-
-    def _link(
-        self, x: np.ndarray | None, n: int, est: ScaleEstimate,
-        src: np.ndarray, dst: np.ndarray, w: np.ndarray,
-    ) -> np.ndarray:
-        """Average linkage of ``n`` points along the selected edges; contiguous labels.
-
-        Only points joined by edges interact, so it may run on any union of the
-        connected components of the edges (renumbered in ascending order) alone.
-        """
-        if x is not None:
-            return centroid_average_linkage(x, src, dst, w, est.threshold)
-        # graph only: mean over the observed pairs stands in for the mean over all pairs
-        return average_linkage(src, dst, w, n, est.threshold, unobserved="skip")
-
     def _join(
         self, x: np.ndarray, graph: KnnGraph, est: ScaleEstimate, labels: np.ndarray
     ) -> np.ndarray:
@@ -372,31 +355,6 @@ class AutoClusterer(BaseClusterer):
         return join_clusters(x, labels, graph.ids[:, 1:m], est.join_threshold,
                              slots=est.join_slots, share=est.join_share, back=est.join_back,
                              touch=est.join_touch, nbr_sims=graph.sims[:, 1:m])
-
-    def _attach_inputs(
-        self, graph: KnnGraph, est: ScaleEstimate, x: np.ndarray | None
-    ) -> tuple[np.ndarray, np.ndarray | None]:
-        """The neighbour ids (and, without features, similarities) that attachment reads."""
-        m = est.attach_neighbours + 1
-        return graph.ids[:, 1:m], None if x is not None else graph.sims[:, 1:m]
-
-    def _attach_moves(
-        self, x: np.ndarray | None, nbr_ids: np.ndarray, nbr_sims: np.ndarray | None,
-        est: ScaleEstimate, labels: np.ndarray, rows: np.ndarray | None = None,
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Which singletons (among ``rows``) join which cluster of ``labels``."""
-        return attach_moves(labels, nbr_ids, est.attach_threshold, x=x, nbr_sims=nbr_sims,
-                            share=est.attach_share, rows=rows)
-
-    def _attach(
-        self, x: np.ndarray | None, graph: KnnGraph, est: ScaleEstimate, labels: np.ndarray
-    ) -> np.ndarray:
-        """Attachment of the faces the linkage left alone; contiguous labels."""
-        nbr_ids, nbr_sims = self._attach_inputs(graph, est, x)
-        pts, targets = self._attach_moves(x, nbr_ids, nbr_sims, est, labels)
-        out = np.array(labels, dtype=np.int64)
-        out[pts] = targets
-        return relabel(out)
 
     def _fit_identical(self, x: np.ndarray, knn: KnnGraph | None) -> np.ndarray:
         n = x.shape[0]

@@ -91,6 +91,9 @@ class BaseClusterer(ClusterMixin, BaseEstimator):
     stage_seconds_: dict[str, float]
     stage_peak_gb_: dict[str, float]
 
+    #: Set only inside :meth:`executing_on`: what runs the distributable stages.
+    _executor: object | None = None
+
     # ----------------------------------------------------------------- API
     def fit(self, X: np.ndarray, y: object = None, *, knn: KnnGraph | None = None,
             constraints: object = None):
@@ -157,6 +160,25 @@ class BaseClusterer(ClusterMixin, BaseEstimator):
         """
         raise ParameterError(f"method {cls.method_name!r} is not trained (it needs no model)")
 
+    @contextmanager
+    def executing_on(self, executor: object) -> Iterator[BaseClusterer]:
+        """Within the block, ``fit`` runs the method's distributable stages through ``executor``.
+
+        :func:`faceclust.distributed.fit_ray` passes a Ray executor; the labels
+        are those of a plain ``fit``. What an executor offers (each the same
+        pure stage function, cut into pieces): ``build_knn(x, k=...)`` (every
+        graph method); ``link(x, n, src, dst, w, threshold)`` and ``attach(x,
+        nbr_ids, nbr_sims, labels, threshold, share)`` (``auto``:
+        :func:`faceclust.stages.components.link_edges`,
+        :func:`faceclust.stages.cluster_ops.attach_moves`); ``nep(graph, sigma)``
+        (``fc-es``: :func:`faceclust.stages.refine.nep`).
+        """
+        self._executor = executor
+        try:
+            yield self
+        finally:
+            del self._executor
+
     # ----------------------------------------------------- for subclasses
     def _validate_params(self) -> None:
         """Raise ParameterError for a parameter outside its ``_parameter_constraints`` entry.
@@ -218,7 +240,7 @@ class BaseClusterer(ClusterMixin, BaseEstimator):
                 raise InputError(
                     f"{self.method_name}: X has 1 sample; a kNN graph needs at least 2 samples"
                 )
-            ex = getattr(self, "_executor", None)  # faceclust.distributed.fit_ray
+            ex = self._executor  # see executing_on
             return ex.build_knn(x, k=k) if ex is not None else build_knn(x, k=k)
 
     def _local(self, graph: KnnGraph) -> tuple[KnnGraph, np.ndarray]:

@@ -85,8 +85,8 @@ class FCES(BaseClusterer):
     def _fit(self, x: np.ndarray | None, knn: KnnGraph | None) -> np.ndarray:
         graph, order = self._local(self._knn(x, knn, self._graph_k(x, knn)))
         with self._stage("refine"):
-            # the Ray backend (faceclust.distributed) scores blocks of rows on workers
-            refine = getattr(self, "_nep_backend", None) or nep
+            # an executor (faceclust.distributed) scores blocks of rows on workers
+            refine = self._executor.nep if self._executor is not None else nep
             scores = refine(graph, float(self.sigma))
         with self._stage("select"):
             src, dst, w, single = early_stop_edges(
