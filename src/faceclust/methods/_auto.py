@@ -237,7 +237,7 @@ class AutoClusterer(BaseClusterer):
         ex = self._executor
         x, graph, est = self._prepare(x, knn, ex.build_knn if ex else build_knn)
         with self._stage("select"):
-            src, dst, w = threshold_edges(graph, self.k, est.threshold)
+            src, dst, w = self._select(graph, est)
         with self._stage("partition"):
             link = ex.link if ex else link_edges
             labels = link(x, graph.n, src, dst, w, est.threshold)
@@ -255,6 +255,12 @@ class AutoClusterer(BaseClusterer):
                                                 nbr_sims=nbr_sims, share=est.attach_share)
                     labels = apply_moves(labels, pts, targets)
         return labels
+
+    def _select(self, graph: KnnGraph, est: ScaleEstimate) -> tuple[np.ndarray, ...]:
+        """Edges that may join clusters, ``(src, dst, cosine)``: the kNN edges at or above the
+        threshold. A subclass hook: gcn-v's ``partition="linkage"`` passes its node -> peak
+        edges instead (:func:`faceclust.methods._gcn.linkage_partition`)."""
+        return threshold_edges(graph, self.k, est.threshold)
 
     def _prepare(
         self, x: np.ndarray | None, knn: KnnGraph | None, knn_builder: Callable = build_knn
