@@ -53,9 +53,11 @@ __all__ = ["ADANETS_TRAIN_DEFAULTS", "AdaNets", "choose_threshold"]
 #: the original): its recurrence is the cost of inference.
 ADANETS_TRAIN_DEFAULTS: dict[str, Any] = {
     "k": 80, "lam": STRUCTURE_LAMBDA, "beta": 0.5, "train_graph": "adaptive", "train_k": 256,
-    "filter_hidden": 64, "filter_mlp": 512, "filter_steps": 100, "filter_batch": 128,
-    "filter_lr": 0.01, "gcn_hidden": 512, "gcn_out": 512, "gcn_steps": 300, "gcn_lr": 0.1,
-    "gcn_sample": 128, "weighted": False, "top_n": 121, "val_fraction": 0.2,
+    "filter_inputs": "similarities", "filter_hidden": 32, "filter_mlp": 64,
+    "filter_steps": 300, "filter_batch": 512, "filter_lr": 0.003, "filter_optimizer": "adam", "gcn_hidden": 512, "gcn_out": 512,
+    "gcn_steps": 300, "gcn_lr": 0.001, "gcn_optimizer": "adam", "gcn_sample": 128, "gcn_seeds": 4,
+    "gcn_residual": True, "gcn_loss": "hinge", "gcn_pmargin": 0.9, "gcn_nmargin": 0.5,
+    "weighted": False, "top_n": 121, "val_fraction": 0.2,
 }
 ORIGINAL_THRESHOLD = 0.96
 GRAPHS = ("adaptive", "knn")
@@ -73,7 +75,7 @@ def enhanced_features(
     weighted: bool = False, knn: KnnGraph | None = None, times: dict[str, float] | None = None,
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """GCN features of ``x`` on the adaptive (or plain kNN) graph; also ``k_hat`` (adaptive)."""
-    from ..nn.adanets import predict_filter, predict_gcn
+    from ..nn.adanets import predict_gcn, predict_k
 
     times = {} if times is None else times
     t0 = time.perf_counter()
@@ -85,7 +87,7 @@ def enhanced_features(
         ss_ids, nd = structure_space(g, lam)
         times["structure-space"] = time.perf_counter() - t0
         t0 = time.perf_counter()
-        k_hat = predict_filter(filt, x, ss_ids)
+        k_hat = predict_k(filt, x, ss_ids, nd)
         times["filter"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         adj = similarity_adjacency(ss_ids, 1.0 - nd, keep=adaptive_keep(k_hat, ss_ids.shape[1]))
@@ -214,7 +216,13 @@ class AdaNets(BaseClusterer):
         ``val_fraction=0`` trains on everything and keeps the original 0.96.
         Returns the JSON-able meta written into ``out_dir/ada_gcn.json``.
         """
-        from ..nn.adanets import predict_filter, save_adanets, train_filter, train_gcn
+        from ..nn.adanets import (
+            predict_k,
+            save_adanets,
+            train_filter,
+            train_gcn,
+            train_sim_filter,
+        )
         from ..stages.confidence import split_by_identity
 
         unknown = sorted(set(params) - set(ADANETS_TRAIN_DEFAULTS))
@@ -233,6 +241,16 @@ class AdaNets(BaseClusterer):
         check_param("filter_lr", p["filter_lr"], (int, float), 0.0, lo_open=True)
         check_param("gcn_lr", p["gcn_lr"], (int, float), 0.0, lo_open=True)
         check_param("weighted", p["weighted"], bool)
+        check_param("gcn_residual", p["gcn_residual"], bool)
+        check_param("gcn_seeds", p["gcn_seeds"], int, 1)
+        check_param("gcn_pmargin", p["gcn_pmargin"], (int, float), -1.0, 1.0)
+        check_param("gcn_nmargin", p["gcn_nmargin"], (int, float), -1.0, 1.0)
+        for name, options in (("filter_inputs", ("similarities", "features")),
+                              ("filter_optimizer", ("sgd", "adam")),
+                              ("gcn_optimizer", ("sgd", "adam")), ("gcn_loss", ("allmax", "hinge"))):
+            if p[name] not in options:
+                raise ParameterError(f"{name} must be one of {', '.join(options)}, "
+                                     f"got {p[name]!r}")
         if p["train_graph"] not in GRAPHS:
             raise ParameterError(f"train_graph must be one of {', '.join(GRAPHS)}, "
                                  f"got {p['train_graph']!r}")
@@ -259,10 +277,16 @@ class AdaNets(BaseClusterer):
         secs["prepare"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
-        filt, fmeta = train_filter(
-            xf, ss_ids, target, hidden_dim=p["filter_hidden"], mlp_dim=p["filter_mlp"],
-            steps=p["filter_steps"], batch_size=p["filter_batch"], lr=float(p["filter_lr"]),
-            seed=seed)
+        if p["filter_inputs"] == "similarities":
+            filt, fmeta = train_sim_filter(
+                xf, ss_ids, nd, target * ss_ids.shape[1], hidden_dim=p["filter_hidden"],
+                mlp_dim=p["filter_mlp"], steps=p["filter_steps"], batch_size=p["filter_batch"],
+                lr=float(p["filter_lr"]), seed=seed)
+        else:
+            filt, fmeta = train_filter(
+                xf, ss_ids, target, hidden_dim=p["filter_hidden"], mlp_dim=p["filter_mlp"],
+                steps=p["filter_steps"], batch_size=p["filter_batch"], lr=float(p["filter_lr"]),
+                optimizer=p["filter_optimizer"], seed=seed)
         secs["filter"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
@@ -271,12 +295,14 @@ class AdaNets(BaseClusterer):
         if p["train_graph"] == "knn":
             adj = order_adj
         else:
-            k_hat = predict_filter(filt, xf, ss_ids)
+            k_hat = predict_k(filt, xf, ss_ids, nd)
             adj = similarity_adjacency(ss_ids, 1.0 - nd, keep=adaptive_keep(k_hat, k))
         gcn, gmeta = train_gcn(
             xf, yf, adj, hidden_dim=p["gcn_hidden"], out_dim=p["gcn_out"], steps=p["gcn_steps"],
-            sample=p["gcn_sample"], lr=float(p["gcn_lr"]), weighted=p["weighted"], seed=seed,
-            order_adj=order_adj)
+            sample=p["gcn_sample"], seeds_per_step=p["gcn_seeds"], lr=float(p["gcn_lr"]),
+            weighted=p["weighted"], seed=seed, order_adj=order_adj, residual=p["gcn_residual"],
+            loss=p["gcn_loss"], pmargin=float(p["gcn_pmargin"]),
+            nmargin=float(p["gcn_nmargin"]), optimizer=p["gcn_optimizer"])
         secs["gcn"] = time.perf_counter() - t0
 
         k_true = target * ss_ids.shape[1]
