@@ -16,11 +16,20 @@ validation people (:func:`choose_threshold`); ``fit`` uses it when
 ``threshold=None`` (default). See docs/supervised.md (Ada-NETS) for the numbers
 behind this default.
 
+Training recipe (docs/adanets.md has the numbers). The Adaptive Filter reads each
+candidate's ``(1 - nd, cos)`` (``filter_inputs="similarities"``, default; the
+original's 512-d feature LSTM, ``"features"``, costs ~2 s a step on one core and its
+relative-error loss drives every k_hat to 1) and learns ``log k*``; the GCN is
+residual (it starts as the parameter-free two-hop mean over the graph, which on the
+true-k* graph already clusters unseen LFW people at pairwise F 0.99) and is trained
+with Adam on a hinge over every violating pair of a batch of 4 seeds x 128 kNN
+neighbours.
+
 Training graph. The original trains the GCN on a plain cosine 256-NN graph and
 runs it on the adaptive graph (``train_graph="knn"``); ``train_graph="adaptive"``
 (default) aggregates on the Ada-NETS graph built from the filter's own predictions
-instead (batches are sampled on the kNN graph either way). The mismatch did not help
-on unseen LFW people (pairwise/BCubed F 0.770/0.869 with it, 0.793/0.872 without;
+instead (batches are sampled on the kNN graph either way). On unseen LFW people
+(dlib) the mismatch hurt: pairwise F 0.059 with it, 0.923 without (same filter;
 docs/adanets.md), so it is not the default.
 ``graph="knn"`` at ``fit`` replaces the adaptive graph by the plain kNN graph (ablation).
 """
@@ -49,8 +58,10 @@ from ._modeldir import model_dir
 __all__ = ["ADANETS_TRAIN_DEFAULTS", "AdaNets", "choose_threshold"]
 
 #: Training defaults, sized for a 2-core CPU (original: 40,000 filter steps of 1,024
-#: nodes and 35,000 GCN steps on a GPU); hidden_dim 64 for the filter's LSTM (256 in
-#: the original): its recurrence is the cost of inference.
+#: nodes and 35,000 GCN steps on a GPU). ``filter_inputs="features"`` with
+#: ``filter_optimizer="sgd", filter_lr=0.01, filter_hidden=64, filter_mlp=512`` and
+#: ``gcn_residual=False, gcn_loss="allmax", gcn_optimizer="sgd", gcn_lr=0.1,
+#: gcn_seeds=1`` is the original's recipe (see docs/adanets.md).
 ADANETS_TRAIN_DEFAULTS: dict[str, Any] = {
     "k": 80, "lam": STRUCTURE_LAMBDA, "beta": 0.5, "train_graph": "adaptive", "train_k": 256,
     "filter_inputs": "similarities", "filter_hidden": 32, "filter_mlp": 64,
