@@ -13,12 +13,20 @@ from faceclust.errors import InputError, ParameterError  # noqa: E402
 from faceclust.methods import get_method  # noqa: E402
 from faceclust.metrics import evaluate  # noqa: E402
 from faceclust.nn.adanets import (  # noqa: E402
+    AdaGCN,
     AdaptiveFilter,
+    SimilarityFilter,
     cluster_loss,
     gcn_operator,
     load_adanets,
+    log_huber,
+    predict_filter,
+    predict_gcn,
     relative_huber,
+    similarity_sequences,
+    two_hop_mean,
 )
+from faceclust.stages.neighbours import similarity_adjacency  # noqa: E402
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -87,6 +95,62 @@ TINY = dict(k=12, train_k=24, top_n=16, filter_hidden=8, filter_mlp=16, filter_s
             val_fraction=0.25, train_graph="knn")
 
 
+def test_log_huber_is_symmetric_in_ratio():
+    k_star = torch.tensor([4.0, 4.0, 4.0])
+    pred = torch.log(torch.tensor([8.0, 2.0, 4.0]))
+    per = torch.nn.functional.huber_loss(pred, torch.log(k_star), reduction="none")
+    assert per[0] == pytest.approx(per[1]) and per[2] == 0  # x2 and /2 cost the same
+    assert log_huber(pred, k_star) == pytest.approx(float(per.mean()))
+    # the original's relative error: /2 costs 0.125, x2 costs 0.5 -> pushes k_hat down
+    assert relative_huber(torch.tensor([2.0]), torch.tensor([4.0])) == pytest.approx(0.125)
+    assert relative_huber(torch.tensor([8.0]), torch.tensor([4.0])) == pytest.approx(0.5)
+
+
+def test_similarity_sequences_hand_values():
+    x = np.array([[1, 0], [0.6, 0.8], [0, 1]], dtype=np.float32)
+    ids = np.array([[0, 1, -1], [1, 2, 0]])
+    nd = np.array([[0.0, 0.3, np.inf], [0.0, 0.25, 0.5]], dtype=np.float32)
+    seq = similarity_sequences(x, ids, nd)
+    np.testing.assert_allclose(seq[0], [[1, 1], [0.7, 0.6], [0, -1]], atol=1e-6)
+    np.testing.assert_allclose(seq[1], [[1, 1], [0.75, 0.8], [0.5, 0.6]], atol=1e-6)
+    f = SimilarityFilter(2, 4, 8, k=3)
+    assert f(torch.from_numpy(seq)).shape == (2,)
+
+
+def test_cluster_loss_hinge_hand_pairs():
+    feat = torch.tensor([[1.0, 0.0], [0.8, 0.6], [0.0, 1.0]])
+    labels = torch.tensor([0, 0, 1])
+    # same pair cos 0.8 (< 0.9: violation 0.1); different pairs cos 0 and 0.6 (> 0.5: 0.1)
+    loss = cluster_loss(feat, labels, kind="hinge", pmargin=0.9, nmargin=0.5)
+    assert float(loss) == pytest.approx(0.1 + 0.1, abs=1e-6)
+    with pytest.raises(ParameterError, match="loss"):
+        cluster_loss(feat, labels, kind="bogus")
+
+
+def test_residual_gcn_starts_as_two_hop_mean():
+    x, _ = _people(n_ids=4, per=5, d=8)
+    ids = np.stack([np.arange(20), (np.arange(20) + 1) % 20, (np.arange(20) + 2) % 20], axis=1)
+    adj = similarity_adjacency(ids, np.ones(ids.shape, dtype=np.float32))
+    gcn = AdaGCN(8, 16, 8, residual=True)
+    np.testing.assert_allclose(predict_gcn(gcn, x, adj), two_hop_mean(gcn_operator(adj), x)[1],
+                               atol=1e-6)
+    with pytest.raises(ParameterError, match="out_dim"):
+        AdaGCN(8, 16, 4, residual=True)
+
+
+def test_filter_projection_once_equals_per_chunk():
+    x, _ = _people(n_ids=5, per=6, d=12)
+    rng = np.random.default_rng(0)
+    ids = np.concatenate([np.arange(30)[:, None], rng.integers(0, 30, (30, 5))], axis=1)
+    ids[3, 4:] = -1
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        f = AdaptiveFilter(12, 4, 8, k=6)
+    once = predict_filter(f, x, ids, chunk=7)
+    per_chunk = predict_filter(f, x, ids, chunk=7, proj_bytes=0)
+    np.testing.assert_array_equal(once, per_chunk)
+
+
 def test_train_then_cluster(tmp_path):
     x, y = _people(seed=0)
     meta = get_method("ada-nets").train(x, y, tmp_path / "m", seed=3, **TINY)
@@ -97,6 +161,7 @@ def test_train_then_cluster(tmp_path):
     assert -1.0 <= meta["threshold"] <= 1.0
     assert "f_threshold" in meta["threshold_selection"]
     filt, gcn, m2 = load_adanets(tmp_path / "m")
+    assert isinstance(filt, SimilarityFilter) and gcn.residual
     assert filt.k == 12 and gcn.in_dim == 24 and m2["top_n"] == 16
 
     xt, yt = _people(seed=1)  # other people
@@ -124,8 +189,14 @@ def test_errors(tmp_path):
     with pytest.raises(ParameterError, match="graph"):
         get_method("ada-nets")(model=str(tmp_path), graph="full").fit(x)
     meta = get_method("ada-nets").train(x, y, tmp_path / "m", **{
-        **TINY, "gcn_steps": 2, "filter_steps": 2, "train_graph": "adaptive"})
-    assert meta["train_graph"] == "adaptive"  # the default path runs end to end
+        **TINY, "gcn_steps": 2, "filter_steps": 2, "train_graph": "adaptive",
+        "filter_inputs": "features", "filter_optimizer": "sgd", "filter_lr": 0.01,
+        "gcn_residual": False, "gcn_loss": "allmax", "gcn_optimizer": "sgd", "gcn_lr": 0.1})
+    assert meta["train_graph"] == "adaptive"  # the original's recipe runs end to end
+    filt, gcn, _ = load_adanets(tmp_path / "m")
+    assert isinstance(filt, AdaptiveFilter) and not gcn.residual
+    with pytest.raises(ParameterError, match="filter_inputs"):
+        get_method("ada-nets").train(x, y, tmp_path / "m2", filter_inputs="pixels")
     with pytest.raises(InputError, match="dimension"):
         get_method("ada-nets")(model=str(tmp_path / "m")).fit(x[:, :20] / np.linalg.norm(
             x[:, :20], axis=1, keepdims=True))
