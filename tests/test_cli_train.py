@@ -29,6 +29,9 @@ SUPERVISED = sorted(n for n, c in METHODS.items() if getattr(c, "needs_model", F
 #: Small, fast training settings per supervised method (a method missing here trains with
 #: its defaults: add an entry when adding a supervised method).
 SMALL: dict[str, dict[str, object]] = {
+    "ada-nets": {"k": 12, "train_k": 24, "top_n": 16, "filter_hidden": 8, "filter_mlp": 16,
+                 "filter_steps": 8, "filter_batch": 32, "gcn_hidden": 32, "gcn_out": 32,
+                 "gcn_steps": 30, "gcn_sample": 16, "val_fraction": 0.25, "train_graph": "knn"},
     "gcn-v": {"k": 10, "steps": 100, "hidden_dim": 32, "mlp_dim": 32, "lr": 0.05,
               "batch_size": None, "k_feat": 10},
     "gcn-ve": {"k": 10, "steps": 100, "hidden_dim": 32, "mlp_dim": 32, "lr": 0.05,

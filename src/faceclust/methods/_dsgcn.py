@@ -18,7 +18,7 @@ convolutions 64-32, Adam (lr 0.01: at 1e-3 the 300 steps left GCN-D's loss above
 targets' variance), 300 steps of 32 proposals (GCN-S: 300 steps of 8).
 
 Measured on people never seen in training (``benchmarks/supervised_eval.py``, rows in
-``benchmarks/results/supervised_eval_gcnds.json``; machine under heavy load):
+``benchmarks/results/supervised_eval.json``, docs/supervised.md; machine under heavy load):
 
 * The proposals are good: de-overlapped by their *true* IoU (an oracle score), preset 8
   gives pairwise F 0.994 on regime 1a ArcFace (preset 2: 0.925). GCN-D's predicted IoU

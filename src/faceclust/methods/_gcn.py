@@ -58,7 +58,7 @@ Why GCN-V fell behind ``auto`` on unseen people, and ``partition`` (issue 23; GC
   0.983 / 0.974, 0.974 / 0.948, 0.855 / 0.880, 0.856 / 0.894 -- within 1 point of
   ``auto`` on all four, above it on dlib celeba_wild. ``partition="tree"`` is the
   paper's rule (and the one tau_0/tau apply to). Protocol rows (regimes 1-3) in
-  ``benchmarks/results/supervised_eval_gcnve.json``.
+  ``benchmarks/results/supervised_eval.json`` (docs/supervised.md).
 
 Thresholds are cosine similarities and must suit the data. ``faceclust train`` chooses
 both on the training data (pairwise F, scale-free quantile grid) and stores them in the
