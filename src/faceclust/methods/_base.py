@@ -189,6 +189,10 @@ class BaseClusterer(ClusterMixin, BaseEstimator):
         for name, constraint in self._parameter_constraints.items():
             for c in constraint if isinstance(constraint, tuple) else (constraint,):
                 c.check(name, getattr(self, name))
+        if self.needs_model:  # before any work: a missing model says how to train one
+            from ._modeldir import model_dir
+
+            model_dir(self.model, self.method_name)
 
     def _fit(self, x: np.ndarray | None, knn: KnnGraph | None) -> np.ndarray:
         raise NotImplementedError

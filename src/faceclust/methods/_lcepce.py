@@ -224,10 +224,6 @@ class LcePce(BaseClusterer):
         self.batch_size = batch_size
         self.precision = precision
 
-    def _validate_params(self) -> None:
-        super()._validate_params()
-        model_dir(self.model, self.method_name)
-
     @classmethod
     def train(cls, X: np.ndarray, labels: np.ndarray, out_dir: str | os.PathLike, *,
               seed: int = 42, k: int = 30, width: int | None = 64, depth: int = 2,
@@ -366,10 +362,6 @@ class FCESER(FCES):
         self.eta = eta
         self.batch_size = batch_size
         self.precision = precision
-
-    def _validate_params(self) -> None:
-        super()._validate_params()
-        model_dir(self.model, self.method_name)
 
     @classmethod
     def train(cls, X: np.ndarray, labels: np.ndarray, out_dir: str | os.PathLike, *,

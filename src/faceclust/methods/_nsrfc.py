@@ -188,10 +188,6 @@ class ChenDpc(BaseClusterer):
         self.batch_size = batch_size
         self.precision = precision
 
-    def _validate_params(self) -> None:
-        super()._validate_params()
-        model_dir(self.model, self.method_name)
-
     @classmethod
     def train(cls, X: np.ndarray, labels: np.ndarray, out_dir: str | os.PathLike, *,
               seed: int = 42, k: int = 80, width: int | None = 64, depth: int = 1,
@@ -304,10 +300,6 @@ class NsrFc(BaseClusterer):
         self.tau = tau
         self.batch_size = batch_size
         self.precision = precision
-
-    def _validate_params(self) -> None:
-        super()._validate_params()
-        model_dir(self.model, self.method_name)
 
     @classmethod
     def train(cls, X: np.ndarray, labels: np.ndarray, out_dir: str | os.PathLike, *,
