@@ -105,6 +105,8 @@ def test_supervised_methods_registered_and_marked():
 @pytest.mark.parametrize("method", SUPERVISED)
 def test_cli_train_then_cluster_round_trip(data, method):
     torch = pytest.importorskip("torch")
+    numba = pytest.importorskip("numba")
+    numba.get_num_threads()  # start numba's thread pool now: starting it resets torch's count
     old = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
