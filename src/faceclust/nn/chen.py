@@ -16,7 +16,7 @@ do. The reference adds the rank encoding to queries and keys only (DETR); here
 it is added to the tokens (so values see it too), which keeps the stock
 ``nn.TransformerEncoderLayer``. Training (:func:`train_chen`):
 BCE-with-logits on every present non-self slot, AdamW + warm-up/cosine with
-checkpoint selection on validation people (:func:`faceclust.nn.pairtrain.train_epochs`);
+checkpoint selection on validation people (:func:`faceclust.nn.pairtrain.train_slot_model`);
 the reference's Adam loop calls ``optimizer.step()`` twice per batch (the
 second step re-applies stale gradients) -- not reproduced: one step per batch.
 """
@@ -42,8 +42,7 @@ from .lcenet import (
     positive_int,
     run_precision,
 )
-from .pairtrain import train_epochs
-from .train import seeded
+from .pairtrain import train_slot_model
 
 __all__ = ["ChenNet", "load_chen", "predict_similarity", "save_chen", "train_chen"]
 
@@ -106,14 +105,6 @@ def _tokens(xt: torch.Tensor, nbr: np.ndarray) -> tuple[torch.Tensor, torch.Tens
     return neighbour_tokens(xt, torch.from_numpy(nbr))
 
 
-def _targets(y: np.ndarray, nbr: np.ndarray) -> np.ndarray:
-    """``[N, k]`` float32: 1 same identity, 0 different, -1 self / missing (ignored)."""
-    t = (y[np.clip(nbr, 0, None)] == y[:, None]).astype(np.float32)
-    t[nbr < 0] = -1.0
-    t[:, 0] = -1.0
-    return t
-
-
 def train_chen(
     x: np.ndarray, y: np.ndarray, ids: np.ndarray,
     val: tuple[np.ndarray, np.ndarray, np.ndarray], *,
@@ -124,62 +115,13 @@ def train_chen(
     """Train :class:`ChenNet` on ``(x, y)`` with kNN ``ids`` (self first); select on
     ``val = (x, y, ids)`` of other people (lowest validation BCE). ``center``: as
     :func:`faceclust.nn.pairtrain.train_lcenet`."""
-    nbr = neighbour_ids_for(ids, k)
-    tgt = torch.from_numpy(_targets(y, nbr))
-    vx, vy, vids = val
-    vnbr = neighbour_ids_for(vids, k)
-    vtgt = torch.from_numpy(_targets(vy, vnbr))
-    rng = np.random.default_rng(seed)
-    n = len(nbr)
-    bce = nn.functional.binary_cross_entropy_with_logits
-
-    with seeded(seed):
-        model = ChenNet(x.shape[1], k, width, depth, heads, ff_dim, dropout, head_dim)
-        if center:
-            model.center.copy_(torch.from_numpy(np.asarray(x, np.float32).mean(axis=0)))
-        xt = torch.from_numpy(centred(x, model.center))
-        vxt = torch.from_numpy(centred(vx, model.center))
-
-        def batches(epoch: int) -> list[np.ndarray]:
-            order = rng.permutation(n)
-            return [order[s : s + batch_size] for s in range(0, n, batch_size)]
-
-        def loss_of(b: np.ndarray) -> torch.Tensor:
-            f, pad = _tokens(xt, nbr[b])
-            t = tgt[b]
-            m = t >= 0
-            return bce(model(f, pad)[m], t[m])
-
-        def validate() -> dict[str, float]:
-            tot, cnt, hit, seen = 0.0, 0, np.zeros(2), np.zeros(2)
-            for s in range(0, len(vnbr), 1024):
-                f, pad = _tokens(vxt, vnbr[s : s + 1024])
-                lg, t = model(f, pad), vtgt[s : s + 1024]
-                m = t >= 0
-                tot += float(bce(lg[m], t[m], reduction="sum"))
-                cnt += int(m.sum())
-                pred = (lg[m] > 0).float()
-                for c in (0, 1):
-                    sel = t[m] == c
-                    seen[c] += int(sel.sum())
-                    hit[c] += int((pred[sel] == c).sum())
-            bacc = float(np.mean(hit[seen > 0] / seen[seen > 0])) if seen.any() else 0.0
-            return {"val_loss": tot / max(cnt, 1), "val_balanced_acc": bacc}
-
-        log = train_epochs(model, batches, loss_of, validate, epochs=epochs,
-                           steps_per_epoch=-(-n // batch_size), lr=lr,
-                           weight_decay=weight_decay, select="val_loss", desc=desc)
-    valid = tgt >= 0
-    meta = {
-        "n_train": int(n), "n_val": int(len(vnbr)), "k": k,
-        "positive_fraction": round(float(tgt[valid].mean()), 4) if valid.any() else 0.0,
-        "recipe": {"loss": "BCE-with-logits per slot", "center": center,
-                   "optimizer": "adamw (one step per batch)", "lr": lr,
-                   "weight_decay": weight_decay, "schedule": "warmup 5% + cosine",
-                   "epochs": epochs, "batch_size": batch_size, "seed": seed},
-        **log,
-    }
-    return model, meta
+    return train_slot_model(
+        lambda: ChenNet(x.shape[1], k, width, depth, heads, ff_dim, dropout, head_dim),
+        x, y, ids, val, k=k, two_class=False, epochs=epochs, batch_size=batch_size, lr=lr,
+        weight_decay=weight_decay, seed=seed, center=center,
+        loss_name="BCE-with-logits per slot", optimizer_name="adamw (one step per batch)",
+        desc=desc,
+    )
 
 
 def predict_similarity(

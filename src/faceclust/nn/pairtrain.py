@@ -136,6 +136,29 @@ def train_lcenet(
     ``center``: store the training features' mean in the model and feed it
     centred features (:func:`~faceclust.nn.lcenet.centred`).
     """
+    return train_slot_model(
+        lambda: LCENet(x.shape[1], k, width, depth, heads, ff_dim, dropout, head_dim),
+        x, y, ids, val, k=k, two_class=True, epochs=epochs, batch_size=batch_size, lr=lr,
+        weight_decay=weight_decay, seed=seed, center=center,
+        loss_name="slot cross-entropy (unweighted)", optimizer_name="adamw",
+        desc="LCENet train",
+    )
+
+
+def train_slot_model(
+    make_model: Callable[[], nn.Module], x: np.ndarray, y: np.ndarray, ids: np.ndarray,
+    val: tuple[np.ndarray, np.ndarray, np.ndarray], *, k: int, two_class: bool, epochs: int,
+    batch_size: int, lr: float, weight_decay: float, seed: int, center: bool,
+    loss_name: str, optimizer_name: str, desc: str,
+) -> tuple[Any, dict[str, Any]]:
+    """Train a same-identity model per neighbour slot (``make_model()``, built seeded) on
+    ``(x, y)`` with kNN ``ids``; keep the epoch of lowest loss on ``val = (x, y, ids)``.
+
+    The model maps neighbour tokens to logits per slot: two classes (``two_class``,
+    LCENet; cross-entropy) or one (Chen's similarity model; BCE-with-logits). The self
+    slot and missing neighbours are ignored. ``center``: the training mean is stored in
+    the model and subtracted from its inputs.
+    """
     nbr = neighbour_ids_for(ids, k)
     tgt = torch.from_numpy(_slot_targets(y, nbr))
     vx, vy, vids = val
@@ -144,9 +167,13 @@ def train_lcenet(
     rng = np.random.default_rng(seed)
     n = len(nbr)
     ce = nn.CrossEntropyLoss(ignore_index=-100)
+    bce = nn.functional.binary_cross_entropy_with_logits
+
+    def flat(logits: torch.Tensor) -> torch.Tensor:
+        return logits.reshape(-1, 2) if two_class else logits.reshape(-1)
 
     with seeded(seed):
-        model = LCENet(x.shape[1], k, width, depth, heads, ff_dim, dropout, head_dim)
+        model = make_model()
         if center:
             model.center.copy_(torch.from_numpy(np.asarray(x, np.float32).mean(axis=0)))
         xt = torch.from_numpy(centred(x, model.center))
@@ -158,19 +185,26 @@ def train_lcenet(
 
         def loss_of(b: np.ndarray) -> torch.Tensor:
             tok, pad = neighbour_tokens(xt, torch.from_numpy(nbr[b]))
-            return ce(model(tok, pad).reshape(-1, 2), tgt[b].reshape(-1))
+            lg, t = flat(model(tok, pad)), tgt[b].reshape(-1)
+            if two_class:
+                return ce(lg, t)
+            m = t >= 0
+            return bce(lg[m], t[m].float())
 
         def validate() -> dict[str, float]:
             tot, cnt, hit = 0.0, 0, np.zeros(2)
             seen = np.zeros(2)
             for s in range(0, len(vnbr), 1024):
                 tok, pad = neighbour_tokens(vxt, torch.from_numpy(vnbr[s : s + 1024]))
-                lg = model(tok, pad).reshape(-1, 2)
-                t = vtgt[s : s + 1024].reshape(-1)
+                lg, t = flat(model(tok, pad)), vtgt[s : s + 1024].reshape(-1)
                 m = t >= 0
-                tot += float(nn.functional.cross_entropy(lg[m], t[m], reduction="sum"))
+                if two_class:
+                    tot += float(nn.functional.cross_entropy(lg[m], t[m], reduction="sum"))
+                    pred = lg[m].argmax(-1)
+                else:
+                    tot += float(bce(lg[m], t[m].float(), reduction="sum"))
+                    pred = (lg[m] > 0).long()
                 cnt += int(m.sum())
-                pred = lg[m].argmax(-1)
                 for c in (0, 1):
                     sel = t[m] == c
                     seen[c] += int(sel.sum())
@@ -180,13 +214,13 @@ def train_lcenet(
 
         log = train_epochs(model, batches, loss_of, validate, epochs=epochs,
                            steps_per_epoch=-(-n // batch_size), lr=lr,
-                           weight_decay=weight_decay, select="val_loss", desc="LCENet train")
+                           weight_decay=weight_decay, select="val_loss", desc=desc)
     valid = tgt >= 0
     meta = {
         "n_train": int(n), "n_val": int(len(vnbr)), "k": k,
         "positive_fraction": round(float((tgt[valid] == 1).float().mean()), 4) if valid.any() else 0.0,
-        "recipe": {"loss": "slot cross-entropy (unweighted)", "center": center,
-                   "optimizer": "adamw", "lr": lr,
+        "recipe": {"loss": loss_name, "center": center,
+                   "optimizer": optimizer_name, "lr": lr,
                    "weight_decay": weight_decay, "schedule": "warmup 5% + cosine",
                    "epochs": epochs, "batch_size": batch_size, "seed": seed},
         **log,
