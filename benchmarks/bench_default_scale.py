@@ -121,29 +121,21 @@ def sampled_recall(x: np.ndarray, k: int, rows: np.ndarray) -> dict:
     cells and probes therefore give q's row of the full graph without a second join.
     Below the ivf-blas size the default graph is exact (recall 1).
     """
+    from knn_probe_recall import probe_recall
+
     from faceclust import knn as K
 
-    n = x.shape[0]
-    index = K.auto_index(n)
-    t0 = time.perf_counter()
-    exact = K.exact_rows_topk(x, rows, k)
-    t_exact = time.perf_counter() - t0
+    index = K.auto_index(x.shape[0])
     if index != "ivf-blas":
-        return {"index": index, "k": k, "recall": 1.0, "rows": len(rows), "exact_s": round(t_exact, 1)}
-    nlist, nprobe = K.ivf_blas_cells(n, k=k)
-    cent = K.ivf_train(x, nlist, 0)
-    probes = K.ivf_assign(x, cent, nprobe)
-    order = np.argsort(probes[:, 0], kind="stable")
-    start = np.searchsorted(probes[order, 0], np.arange(nlist + 1))
-    hits = 0
-    for q, ex in zip(rows, exact, strict=True):
-        cand = np.concatenate([order[start[c] : start[c + 1]] for c in probes[q]])
-        s = np.asarray(x[cand]) @ np.asarray(x[q])
-        s[cand == q] = np.inf
-        top = cand[np.lexsort((cand, -s.astype(np.float64)))[:k]]
-        hits += len(np.intersect1d(top, ex))
-    return {"index": index, "k": k, "nlist": nlist, "nprobe": nprobe, "rows": len(rows),
-            "recall": round(hits / (len(rows) * k), 4), "exact_s": round(t_exact, 1),
+        t0 = time.perf_counter()
+        K.exact_rows_topk(x, rows, k)
+        return {"index": index, "k": k, "recall": 1.0, "rows": len(rows),
+                "exact_s": round(time.perf_counter() - t0, 1)}
+    t0 = time.perf_counter()
+    nprobe = K.ivf_blas_cells(x.shape[0], k=k)[1]
+    r = probe_recall(x, k, [nprobe], rows)
+    return {"index": index, "k": k, "nlist": r["nlist"], "nprobe": nprobe, "rows": len(rows),
+            "recall": r["recall"][nprobe], "exact_s": r["exact_s"],
             "seconds": round(time.perf_counter() - t0, 1)}
 
 

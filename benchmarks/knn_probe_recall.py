@@ -45,7 +45,6 @@ def probe_recall(x: np.ndarray, k: int, probes: list[int], rows: np.ndarray) -> 
             top = cand[np.lexsort((cand, -s.astype(np.float64)))[:k]]
             hits += len(np.intersect1d(top, ex))
         out[p] = round(hits / (len(rows) * k), 4)
-        print(f"nprobe {p}: recall@{k} {out[p]}", flush=True)
     return {"n": n, "k": k, "nlist": nlist, "rows": len(rows), "recall": out,
             "exact_s": round(t_exact, 1), "train_assign_s": round(t_assign, 1),
             "default_nprobe": K.ivf_blas_cells(n, k=k)[1]}
@@ -64,6 +63,8 @@ def main() -> None:
     rows = np.sort(np.random.default_rng(a.seed).choice(x.shape[0], a.rows, replace=False))
     res = probe_recall(x, a.k, [int(p) for p in a.probes.split(",")], rows)
     res["features"] = a.features
+    for p, r in res["recall"].items():
+        print(f"nprobe {p}: recall@{a.k} {r}")
     out = Path(a.out or f"benchmarks/results/knn_probe_recall_{Path(a.features).stem}.json")
     write_text(out, json.dumps(res, indent=1) + "\n")
     print(f"wrote {out}")
