@@ -62,8 +62,9 @@ _RUN = ("import json, resource, sys\n"
         "try:\n"
         "    main(standalone_mode=False)\n"
         "finally:\n"
-        "    r = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024\n"
-        "    print('PEAK_RSS_MIB', r, file=sys.stderr)\n")
+        "    u = resource.getrusage(resource.RUSAGE_SELF)\n"
+        "    print('PEAK_RSS_MIB', u.ru_maxrss / 1024, file=sys.stderr)\n"
+        "    print('CPU_S', u.ru_utime + u.ru_stime, file=sys.stderr)\n")
 
 
 # ------------------------------------------------------------------ data sets
@@ -142,16 +143,19 @@ def tasks(regime: str, emb: str, work: Path, scale: tuple[int, int, int, int]) -
 
 
 # ------------------------------------------------------------------ running
-def _cli(args: list[str], timeout: float | None = None) -> tuple[str, float | None]:
-    """Run ``faceclust ARGS`` in a new process; return (stderr, its peak RSS in MiB)."""
+def _cli(args: list[str], timeout: float | None = None) -> tuple[str, float | None, float | None]:
+    """Run ``faceclust ARGS`` in a new process; return (stderr, its peak RSS in MiB, its CPU
+    seconds). CPU seconds (user + system, all threads) barely depend on other jobs sharing the
+    machine, unlike wall seconds: with ``OMP_NUM_THREADS=1`` they are the one-core time."""
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     p = subprocess.run([sys.executable, "-c", _RUN, *args], capture_output=True, text=True,
                        env=env, timeout=timeout)
     m = re.search(r"PEAK_RSS_MIB ([\d.]+)", p.stderr)
+    c = re.search(r"CPU_S ([\d.]+)", p.stderr)
     if p.returncode != 0:
         tail = "\n".join(p.stderr.strip().splitlines()[-5:])
         raise RuntimeError(f"faceclust {' '.join(args[:3])} ... failed:\n{tail}")
-    return p.stderr, float(m.group(1)) if m else None
+    return p.stderr, float(m.group(1)) if m else None, round(float(c.group(1)), 1) if c else None
 
 
 def _train_key(method: str, train: dict, settings: list[str]) -> str:
@@ -163,7 +167,7 @@ def train_model(method: str, train: dict, settings: list[str], work: Path, emb: 
                 retrain: bool) -> tuple[Path, dict]:
     """Train (or reuse) ``method`` on ``train``; return its model directory and training.json."""
     model = work / "models" / emb / _train_key(method, train, settings)
-    info_path = model / "training.json"
+    info_path, cpu_path = model / "training.json", model / "eval_cpu.json"
     if retrain or not info_path.is_file():
         args = ["train", "--method", method, train["x"], train["y"], "--out", str(model),
                 "--embedding", emb]
@@ -171,9 +175,18 @@ def train_model(method: str, train: dict, settings: list[str], work: Path, emb: 
             args += ["--set", s]
         t0 = time.perf_counter()
         print(f"  train {method} on {train['name']} ({emb}) ...", file=sys.stderr, flush=True)
-        _cli(args)
+        cpu = _cli(args)[2]
         print(f"    {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
-    return model, json.loads(info_path.read_text())
+        cpu_path.write_text(json.dumps({"cpu_seconds": cpu, "threads": _threads()}))
+    info = json.loads(info_path.read_text())
+    if cpu_path.is_file():
+        info.update(json.loads(cpu_path.read_text()))
+    return model, info
+
+
+def _threads() -> str | None:
+    """The thread limit the child processes ran under (``OMP_NUM_THREADS``), if set."""
+    return os.environ.get("OMP_NUM_THREADS")
 
 
 def cluster(method: str, test: dict, model: Path | None, work: Path) -> dict:
@@ -185,7 +198,7 @@ def cluster(method: str, test: dict, model: Path | None, work: Path) -> dict:
     args = ["cluster", test["x"], "--method", method, "--out", str(pred)]
     if model is not None:
         args += ["--model", str(model)]
-    err, rss = _cli(args)
+    err, rss, cpu = _cli(args)
     m = re.search(r"clusters in ([\d.]+) s", err)
     labels = np.loadtxt(pred, dtype=np.int64)
     pred.unlink()
@@ -195,7 +208,7 @@ def cluster(method: str, test: dict, model: Path | None, work: Path) -> dict:
     return {**{k: round(float(v), 4) for k, v in met.items() if isinstance(v, float)},
             "n_clusters": int(met["n_clusters"]),
             "cluster_seconds": float(m.group(1)) if m else None, "cluster_peak_mib": rss,
-            "warnings": warn}
+            "cluster_cpu_seconds": cpu, "threads": _threads(), "warnings": warn}
 
 
 # ------------------------------------------------------------------ report
@@ -237,6 +250,9 @@ def render(rows: list[dict], meta: dict) -> str:
         "Times and memory: wall seconds and peak RSS of the `faceclust train` / `faceclust",
         "cluster` process (cluster: load + kNN + clustering), measured on a shared 2-core",
         "machine under load from other jobs: compare within a table, not across runs.",
+        "CPU s (user + system seconds of the same process, all threads; rows run with",
+        "`OMP_NUM_THREADS=1` and one numba thread, so about the one-core time) depend far less",
+        "on the other jobs; `–` where a row predates that column.",
         "",
         "Train and use a model yourself:",
         "",
@@ -261,9 +277,9 @@ def render(rows: list[dict], meta: dict) -> str:
             continue
         out += [f"## {titles[regime]}", ""]
         out += ["| embedding | train → test (people, largest) | method | pair P | pair R | pair F "
-                "| ΔF | BCubed P | BCubed R | BCubed F | ΔB | clusters | train s | train MiB "
-                "| cluster s | cluster MiB |",
-                "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+                "| ΔF | BCubed P | BCubed R | BCubed F | ΔB | clusters | train s | train CPU s "
+                "| train MiB | cluster s | cluster CPU s | cluster MiB |",
+                "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for r in rr:
             auto = next((a for a in rr if a["method"] == "auto" and a["emb"] == r["emb"]
                          and a["test"] == r["test"]), None)
@@ -277,7 +293,9 @@ def render(rows: list[dict], meta: dict) -> str:
                 f"| {_f(r['pairwise_f'])} | {_f(dpf, '{:+.3f}')} | {_f(r['bcubed_precision'])} "
                 f"| {_f(r['bcubed_recall'])} | {_f(r['bcubed_f'])} | {_f(dbf, '{:+.3f}')} "
                 f"| {r['n_clusters']} | {_f(r.get('train_seconds'), '{:.0f}')} "
+                f"| {_f(r.get('train_cpu_seconds'), '{:.0f}')} "
                 f"| {_f(r.get('train_peak_mib'), '{:.0f}')} | {_f(r['cluster_seconds'], '{:.1f}')} "
+                f"| {_f(r.get('cluster_cpu_seconds'), '{:.1f}')} "
                 f"| {_f(r['cluster_peak_mib'], '{:.0f}')} |")
         warns = sorted({f"{r['method']} on {r['test']} ({r['emb']}): {w.split('warning: ')[-1]}"
                         for r in rr for w in r.get("warnings", [])})
@@ -340,6 +358,7 @@ def main() -> None:
                         model, info = train_model(method, tr, s, work, emb, a.retrain)
                         row.update(train_ids=tr["ids"], train_largest=tr["largest"],
                                    train_seconds=info.get("seconds"),
+                                   train_cpu_seconds=info.get("cpu_seconds"),
                                    train_peak_mib=info.get("peak_rss_mib"), train_settings=s)
                     print(f"  cluster {method} on {te['name']} ({emb}) ...", file=sys.stderr,
                           flush=True)
