@@ -12,11 +12,13 @@ ArcFace-like 512-d) and ORL (dlib). Per source and kind, ``--reps`` albums (seed
 people with 2..5 photos each, the rest strangers), ``one`` (N photos of one person; the
 largest person's photos where nobody has N). Pairs are summed over the albums; "albums
 with a wrong merge" is the share of albums where some pair of different people was put
-together (for ``distinct``: the album of strangers was merged at all).
+together (for ``distinct``: the album of strangers was merged at all); ``family``: a
+household's album, 2..5 people with up to 12 photos each and no strangers.
 
     python benchmarks/small_collections.py --table
     python benchmarks/small_collections.py --real --reps 20
-    python benchmarks/small_collections.py --real --reps 20 --set small_floor=0.001
+    python benchmarks/small_collections.py --real --reps 20 --name-model
+    python benchmarks/small_collections.py --real --reps 20 --set small_floor=none --set embedding=none
 """
 
 from __future__ import annotations
@@ -64,7 +66,7 @@ def table() -> None:
 SOURCES = [("lfw", "arcface512"), ("lfw", "dlib128"), ("celeba_wild", "arcface512"),
            ("celeba_wild", "dlib128"), ("celeba", "arcface512"), ("celeba", "dlib128"),
            ("orl", "dlib128")]
-KINDS = ("distinct", "mixed", "one")
+KINDS = ("distinct", "mixed", "one", "family")
 
 
 def album(kind: str, n: int, y: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -73,9 +75,17 @@ def album(kind: str, n: int, y: np.ndarray, rng: np.random.Generator) -> np.ndar
     ``distinct``: ``n`` different people, one photo each. ``mixed``: about half the
     album is a few people with 2..5 photos each, the rest strangers (one photo of
     other people). ``one``: ``n`` photos of one person (the largest if nobody has ``n``).
+    ``family``: 2..5 people (drawn from ``n``'s generator) with up to 12 photos each
+    (people with >= 5), no strangers, at most 49 faces: the album of a household.
     """
     ids, counts = np.unique(y, return_counts=True)
     rows_of = {int(i): np.flatnonzero(y == i) for i in ids}
+    if kind == "family":
+        ok = ids[counts >= 5]
+        people = rng.choice(ok, min(len(ok), int(rng.integers(2, 6))), replace=False)
+        rows = [rng.choice(rows_of[int(q)], min(12, len(rows_of[int(q)])), replace=False)
+                for q in people]
+        return np.concatenate(rows)[:49]
     if kind == "distinct":
         people = rng.choice(ids, min(n, len(ids)), replace=False)
         return np.array([rng.choice(rows_of[int(q)]) for q in people])
@@ -108,8 +118,11 @@ def pair_counts(truth: np.ndarray, pred: np.ndarray) -> tuple[int, int, int]:
 
 
 def real(data: Path, reps: int, lo: int, hi: int, method: str, params: dict,
-         seed: int = 1) -> list[dict]:
-    """Albums of every kind from every source: pairwise P / R / F (pairs summed over albums)."""
+         seed: int = 1, name_model: bool = False) -> list[dict]:
+    """Albums of every kind from every source: pairwise P / R / F (pairs summed over albums).
+
+    ``name_model``: pass each set's embedding model by name (``embedding=dlib128`` ...),
+    as a user who knows their model would, instead of the method's default."""
     rows = []
     for folder, feat in SOURCES:
         fpath = data / folder / f"{feat}_features.npy"
@@ -117,12 +130,13 @@ def real(data: Path, reps: int, lo: int, hi: int, method: str, params: dict,
             continue
         x = np.load(fpath)
         y = read_labels(data / folder / "labels.meta")
+        set_params = {**params, "embedding": feat} if name_model else params
         for kind in KINDS:
             rng = np.random.default_rng([seed, KINDS.index(kind)])
             pred_p = true_p = tp = merged = faces = 0
             for _ in range(reps):
                 idx = album(kind, int(rng.integers(lo, hi + 1)), y, rng)
-                lab = make_method(method, dict(params)).fit_predict(x[idx])
+                lab = make_method(method, dict(set_params)).fit_predict(x[idx])
                 a, b, c = pair_counts(y[idx], lab)
                 pred_p, true_p, tp, faces = pred_p + a, true_p + b, tp + c, faces + len(idx)
                 merged += a > c  # some pair of different people put together
@@ -157,6 +171,8 @@ def main() -> None:
     ap.add_argument("--set", dest="settings", action="append", default=[], metavar="KEY=VALUE",
                     help="method parameter (repeatable)")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--name-model", action="store_true",
+                    help="pass each set's embedding model by name (embedding=dlib128 ...)")
     ap.add_argument("--json", type=Path, default=None, help="also write the rows here")
     args = ap.parse_args()
     if args.table or not args.real:
@@ -164,7 +180,7 @@ def main() -> None:
     if args.real:
         lo, _, hi = args.sizes.partition(":")
         rows = real(args.data, args.reps, int(lo), int(hi or lo), args.method,
-                    parse_set(args.settings), args.seed)
+                    parse_set(args.settings), args.seed, args.name_model)
         print_rows(rows)
         if args.json:
             write_text(args.json, json.dumps(rows, indent=1) + "\n")

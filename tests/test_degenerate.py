@@ -79,7 +79,7 @@ def test_every_method_has_a_defined_result(name, n, kind, seed):
 def test_auto_keeps_strangers_apart(cls, n, seed):
     """A small album of different people: no same-person mode exists, so none is invented."""
     x = make_faces(n, n, 64, seed=seed)[0]
-    labels = cls(small_floor=1e-3).fit(x).labels_  # the opt-in floor (off by default)
+    labels = cls(small_floor=1e-3).fit(x).labels_  # no known model: the opt-in floor
     assert len(np.unique(labels)) == n
 
 

@@ -109,6 +109,10 @@ class ScaleEstimate:
         if some neighbour pair between them has similarity >= ``join_touch`` and
         their mean cosine is at least ``join_threshold``
         (:func:`faceclust.stages.join.evidenced_pairs`; None: step off).
+    threshold_from : str or None
+        Where ``threshold`` came from when not from the two modes (the caller, a
+        small collection's stranger floor or its embedding model's verification
+        cosine); None: from the modes.
     """
 
     threshold: float
@@ -135,6 +139,7 @@ class ScaleEstimate:
     join_back: float | None = None
     join_touch: float | None = None
     join_neighbours: int | None = None
+    threshold_from: str | None = None
     notes: list[str] = field(default_factory=list)
 
     def explain(self) -> str:
@@ -146,9 +151,11 @@ class ScaleEstimate:
             f"({100 * self.impostor_frac:.0f}% of neighbour pairs), "
             f"same-person neighbours at {self.genuine_mode:.3f} "
             f"(separation {self.separation:.1f}, boundary {self.split:.3f})",
-            f"  merge threshold = {self.impostor_mode:.3f} + {self.alpha:g} x "
-            f"({self.genuine_mode:.3f} - {self.impostor_mode:.3f}) = {self.threshold:.4f}; "
-            f"partition: average linkage over the {self.k - 1}-NN graph, clusters merge "
+            (f"  merge threshold = {self.threshold:.4f} ({self.threshold_from}); "
+             if self.threshold_from else
+             f"  merge threshold = {self.impostor_mode:.3f} + {self.alpha:g} x "
+             f"({self.genuine_mode:.3f} - {self.impostor_mode:.3f}) = {self.threshold:.4f}; ")
+            + f"partition: average linkage over the {self.k - 1}-NN graph, clusters merge "
             f"while their mean cosine >= threshold",
         ]
         if self.join_threshold is not None and self.join_neighbours:
@@ -169,7 +176,9 @@ class ScaleEstimate:
                 f"well-photographed person, not a stranger)"
             )
         if self.mean_norm2 is None:
-            lines.append("  centring: not evaluated (no features given, only a kNN graph)")
+            lines.append("  centring: not evaluated (" + (
+                "the threshold applies to the features as given)" if self.threshold_from
+                else "no features given, only a kNN graph)"))
         elif self.mean_norm2 < CENTRE_MIN_MEAN2:
             lines.append(
                 f"  centring: no (mean embedding |m|^2 = {self.mean_norm2:.3f} < "

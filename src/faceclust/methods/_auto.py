@@ -55,6 +55,9 @@ from ..adaptive import (
     set_join,
     stranger_floor,
 )
+from ..embeddings import VERIFY_ALPHA, KnownEmbedding
+from ..embeddings import known as known_embeddings
+from ..embeddings import resolve as resolve_embedding
 from ..errors import ParameterError
 from ..graph import connected_components
 from ..knn import KnnGraph, build_knn
@@ -87,6 +90,9 @@ LINKAGE_PARAMETERS: dict[str, Constraint] = {
     "join_back": Param((int, float), 0.0, 1.0),
     "join_touch": Param((int, float), 0.0, 1.0),
     "small_floor": Param((int, float), 0.0, 1.0, lo_open=True, optional=True),
+    "embedding": OneOf(("auto", None, *sorted(known_embeddings())),
+                       text="'auto', None or a known model (" + ", ".join(
+                           repr(m) for m in sorted(known_embeddings())) + ")"),
 }
 
 
@@ -142,14 +148,24 @@ class AutoClusterer(BaseClusterer):
         same-person mode (they touch, as one person's pose groups do; two tight
         identities with a gap between them do not).
     small_floor : float or None
-        Opt-in precision guard for collections under ``adaptive.SMALL_N`` faces:
-        merges need a cosine above the stranger floor
-        (:func:`faceclust.adaptive.stranger_floor`), the level a pair of strangers
-        in this collection reaches with chance ``small_floor`` (``1e-3``: an album
-        of strangers stays apart), fitted to the angles between its faces. Off by
-        default: it never merges an album of one person, and on dlib-like
-        embeddings it keeps many of one person's photos apart (measured in
-        docs/degenerate.md, ``benchmarks/small_collections.py --real``).
+        Opt-in precision guard for collections under ``adaptive.SMALL_N`` faces of
+        an embedding model faceclust does not know (see ``embedding``): merges need
+        a cosine above the stranger floor (:func:`faceclust.adaptive.stranger_floor`),
+        the level a pair of strangers in this collection reaches with chance
+        ``small_floor`` (``1e-3``: an album of strangers stays apart), fitted to the
+        angles between its faces. Off by default: it cannot tell an album of one
+        person, nor one of a few people with many photos each, from an album of
+        strangers, and keeps them apart too (measured in docs/degenerate.md,
+        ``benchmarks/small_collections.py --real``).
+    embedding : {"auto", None} or str
+        The embedding model, for collections under ``adaptive.SMALL_N`` faces: a
+        known model (``faceclust.embeddings.known()``, e.g. ``"dlib128"``, the
+        photo pipeline's) brings its verification cosine, calibrated once on one
+        source and validated on others, which merges one person's photos and keeps
+        strangers apart where the collection alone cannot tell them apart; that
+        replaces the estimate and the stranger floor. ``"auto"`` recognises a model
+        from its faces' mean direction where it has one (dlib's), ``None`` never
+        uses one. Larger collections estimate their own scale either way.
     centre : {"auto", True, False}
         Subtract the mean embedding and re-normalise: decided from the data,
         always, or never. Needs the features (not possible from a graph alone).
@@ -199,6 +215,7 @@ class AutoClusterer(BaseClusterer):
         join_back: float = 0.2,
         join_touch: float = 0.55,
         small_floor: float | None = None,
+        embedding: str | None = "auto",
         centre: str | bool = "auto",
         sample: int = 20000,
         seed: int = 0,
@@ -215,27 +232,32 @@ class AutoClusterer(BaseClusterer):
         self.join_back = join_back
         self.join_touch = join_touch
         self.small_floor = small_floor
+        self.embedding = embedding
         self.centre = centre
         self.sample = sample
         self.seed = seed
 
     def _fit(self, x: np.ndarray | None, knn: KnnGraph | None) -> np.ndarray:
         n = knn.n if knn is not None else x.shape[0]
-        if n < MIN_N and self.threshold is None:
+        model = self._small_model(x, n)
+        fixed = self.threshold if model is None else model.verify_cos(n)
+        if n < MIN_N and fixed is None:
             self._set_trivial(n, f"only {n} face(s): too few to estimate a similarity scale, "
                                  "so each is its own cluster apart from exact duplicates "
-                                 "(pass threshold= to merge)")
+                                 "(pass threshold= to merge, or embedding= a known model)")
             return _duplicates(x) if x is not None else np.arange(n, dtype=np.int64)
         if n <= 2:  # a fixed threshold on one pair
-            self._set_trivial(n, f"{n} face(s), threshold fixed by the caller")
-            self.threshold_ = float(self.threshold)
-            if n == 2 and x is not None and float(x[0] @ x[1]) >= self.threshold:
+            self._set_trivial(n, f"{n} face(s), " + (
+                "threshold fixed by the caller" if model is None
+                else f"threshold {fixed:.4f}: the verification cosine of {model.name}"))
+            self.threshold_ = float(fixed)
+            if n == 2 and x is not None and float(x[0] @ x[1]) >= fixed:
                 return np.zeros(2, dtype=np.int64)
             return np.arange(n, dtype=np.int64)
         # an executor (faceclust.distributed.fit_ray) runs the same stage functions on
         # Ray workers: the linkage per group of components, the attachment per block
         ex = self._executor
-        x, graph, est = self._prepare(x, knn, ex.build_knn if ex else build_knn)
+        x, graph, est = self._prepare(x, knn, ex.build_knn if ex else build_knn, model)
         with self._stage("select"):
             src, dst, w = self._select(graph, est)
         with self._stage("partition"):
@@ -262,13 +284,26 @@ class AutoClusterer(BaseClusterer):
         edges instead (:func:`faceclust.methods._gcn.linkage_partition`)."""
         return threshold_edges(graph, self.k, est.threshold)
 
+    def _small_model(self, x: np.ndarray | None, n: int) -> KnownEmbedding | None:
+        """The known embedding model whose verification cosine a small collection uses
+        (``embedding``), or None; sets ``embedding_``. A model named by the caller is
+        checked against the features at any size."""
+        self.embedding_ = None
+        if x is None or (n >= SMALL_N and self.embedding in ("auto", None)):
+            return None
+        model = resolve_embedding(self.embedding, x)
+        self.embedding_ = None if model is None else model.name
+        return model if self.threshold is None and n < SMALL_N else None
+
     def _prepare(
-        self, x: np.ndarray | None, knn: KnnGraph | None, knn_builder: Callable = build_knn
+        self, x: np.ndarray | None, knn: KnnGraph | None, knn_builder: Callable = build_knn,
+        model: KnownEmbedding | None = None,
     ) -> tuple[np.ndarray | None, KnnGraph, ScaleEstimate]:
         """kNN graph, centring and the scale estimate: ``(x as used, graph, estimate)``.
 
         ``knn_builder(x, k=...)`` builds a graph when none is given (the Ray
-        backend passes its distributed search).
+        backend passes its distributed search). ``model``: a small collection's known
+        embedding model, whose verification cosine (raw features) is the threshold.
         """
         n = knn.n if knn is not None else x.shape[0]
         with self._stage("knn"):
@@ -282,7 +317,7 @@ class AutoClusterer(BaseClusterer):
             else:
                 graph = knn_builder(x, k=min(max(self.k, self.k_est), n - 1))
         centre, m2, sep_raw, sep_c = False, None, None, None
-        if x is not None and self.centre is not False and n >= MIN_N:
+        if x is not None and self.centre is not False and n >= MIN_N and model is None:
             with self._stage("centre"):
                 centre, m2, sep_raw, sep_c = decide_centring(
                     x, graph, k_est=self.k_est, sample=self.sample, seed=self.seed
@@ -321,8 +356,20 @@ class AutoClusterer(BaseClusterer):
             if self.threshold is not None:
                 est.notes.append(f"threshold fixed by the caller at {float(self.threshold):g}")
                 est.threshold = float(self.threshold)
+                est.threshold_from = "fixed by the caller"
             floor = -np.inf
-            if (self.small_floor is not None and self.threshold is None and n < SMALL_N
+            if model is not None:
+                floor = model.verify_cos(n)
+                est.notes.append(
+                    f"small collection ({n} faces) of {model.name} features: merges need a "
+                    f"cosine >= {floor:.4f}, which some pair of {n} strangers reaches with "
+                    f"chance {VERIFY_ALPHA:g} for this model (calibrated on "
+                    f"{model.calibrated_on})" + (
+                        f"; the neighbour modes alone gave {est.threshold:.4f}"
+                        if np.isfinite(est.threshold) else ""))
+                est.threshold = floor
+                est.threshold_from = f"the verification cosine of {model.name}, see the note"
+            elif (self.small_floor is not None and self.threshold is None and n < SMALL_N
                     and x is not None):
                 floor = stranger_floor(x, float(self.small_floor))
                 if not floor <= est.threshold:
@@ -334,6 +381,7 @@ class AutoClusterer(BaseClusterer):
                     )
                     # exact duplicates are one face whatever the floor says
                     est.threshold = min(floor, 1.0 - IDENTICAL_TOL)
+                    est.threshold_from = "the stranger floor of a small collection, see the note"
                     if not floor < 1.0:
                         est.notes.append("no pair stands out from the rest: everyone alone "
                                          "(exact duplicates aside)")
