@@ -17,7 +17,7 @@ from faceclust.knn import build_knn  # noqa: E402
 from faceclust.methods import get_method  # noqa: E402
 from faceclust.methods._gcn import train_gcn_e_model, train_gcn_v_model  # noqa: E402
 from faceclust.metrics import evaluate  # noqa: E402
-from faceclust.nn.checkpoint import load_checkpoint  # noqa: E402
+from faceclust.nn.checkpoint import check_config, load_checkpoint  # noqa: E402
 from faceclust.nn.gcn_e import GCNE, build_batch, edge_candidates  # noqa: E402
 from faceclust.nn.gcn_v import GCNV, load_gcn_v, save_gcn_v  # noqa: E402
 from faceclust.nn.layers import GraphConv, knn_adjacency, row_normalize, to_torch_sparse  # noqa: E402
@@ -158,6 +158,35 @@ def test_checkpoint_config_and_shape_mismatch(tmp_path):
         load_gcn_v(tmp_path)
     with pytest.raises(InputError, match="not found"):
         load_gcn_v(tmp_path / "nope")
+
+
+def test_check_config_list_of_int_widths():
+    spec = {"dims": list[int], "rate": float}
+    assert check_config({"dims": [4, 2], "rate": 1}, spec, source="m") == {"dims": [4, 2],
+                                                                          "rate": 1.0}
+    for bad in ([4, True], [4, 2.0], "64", 64):
+        with pytest.raises(ParameterError, match="'dims' must be a list of integers"):
+            check_config({"dims": bad, "rate": 1.0}, spec, source="m")
+
+
+@pytest.mark.parametrize("kind", ["gcn_e", "lgcn", "dsgcn"])
+def test_saved_widths_must_be_integers(tmp_path, kind):
+    """Every model with layer widths refuses a config whose widths are not integers."""
+    from faceclust.nn import dsgcn, gcn_e, lgcn
+
+    save, load = {
+        "gcn_e": (lambda: gcn_e.save_gcn_e(GCNE(8, dims=[6, 4]), tmp_path, {}),
+                  lambda: gcn_e.load_gcn_e(tmp_path)),
+        "lgcn": (lambda: lgcn.save_lgcn(lgcn.LGCN(8, dims=[6, 4]), tmp_path, {}),
+                 lambda: lgcn.load_lgcn(tmp_path)),
+        "dsgcn": (lambda: dsgcn.save_dsgcn(dsgcn.DSGCN(8, dims=[6, 4]), tmp_path, "d", {}),
+                  lambda: dsgcn.load_dsgcn(tmp_path, "d")),
+    }[kind]
+    save()
+    load()  # as saved: fine
+    _edit_config(next(tmp_path.glob("*.json")), dims=[6, "4"])
+    with pytest.raises(ParameterError, match="list of integers"):
+        load()
 
 
 # ---------------------------------------------------------------- GCN-E batches

@@ -140,12 +140,13 @@ def load_checkpoint(
 
 
 def check_config(
-    config: Mapping[str, Any], spec: Mapping[str, type | tuple[type, ...]], *, source: str
+    config: Mapping[str, Any], spec: Mapping[str, Any], *, source: str
 ) -> dict[str, Any]:
     """Validate a loaded config against ``{key: type}``; return only the spec's keys.
 
     Missing keys, unknown keys and wrong types raise ``ParameterError``.
-    Integers are accepted where floats are expected.
+    Integers are accepted where floats are expected; ``list[int]`` asks for a list of
+    integers (layer widths).
     """
     missing = sorted(set(spec) - set(config))
     extra = sorted(set(config) - set(spec))
@@ -156,6 +157,13 @@ def check_config(
     out: dict[str, Any] = {}
     for key, kind in spec.items():
         value = config[key]
+        if kind == list[int]:
+            if not (isinstance(value, list) and all(
+                    isinstance(v, int) and not isinstance(v, bool) for v in value)):
+                raise ParameterError(f"{source}: config {key!r} must be a list of integers, "
+                                     f"got {value!r}")
+            out[key] = value
+            continue
         kinds = kind if isinstance(kind, tuple) else (kind,)
         if float in kinds and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)

@@ -33,7 +33,7 @@ __all__ = ["CHECKPOINT_NAME", "LGCN", "batch_inputs", "load_lgcn", "predict_link
 
 CHECKPOINT_NAME = "lgcn"
 KIND = "lgcn"
-_CONFIG_SPEC = {"in_dim": int, "dims": list, "mlp_dim": int, "sim_feature": bool}
+_CONFIG_SPEC = {"in_dim": int, "dims": list[int], "mlp_dim": int, "sim_feature": bool}
 
 
 class LGCN(nn.Module):
@@ -172,8 +172,6 @@ def load_lgcn(directory: str | os.PathLike) -> tuple[LGCN, dict[str, Any]]:
     source = f"{directory}/{CHECKPOINT_NAME}.json"
     config = {"sim_feature": False, **config}  # models saved before the option existed
     cfg = check_config(config, _CONFIG_SPEC, source=source)
-    if not all(isinstance(d, int) and not isinstance(d, bool) for d in cfg["dims"]):
-        raise ParameterError(f"{source}: config 'dims' must be a list of integers")
     model = LGCN(**cfg)
     load_state(model, tensors, source=f"{directory}/{CHECKPOINT_NAME}.safetensors")
     return model, meta
