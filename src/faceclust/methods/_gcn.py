@@ -168,8 +168,8 @@ class _PeakEdgeAuto(AutoClusterer):
         super().__init__()
         self.peak = peak
 
-    def _prepare(self, x, knn, knn_builder=build_knn):
-        x, graph, est = super()._prepare(x, knn, knn_builder)
+    def _prepare(self, x, knn, knn_builder=build_knn, model=None):
+        x, graph, est = super()._prepare(x, knn, knn_builder, model)
         self._x_used = x  # centred when auto centres: edge cosines are read there
         return x, graph, est
 
