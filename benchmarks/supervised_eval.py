@@ -229,6 +229,48 @@ def _method_cell(r: dict) -> str:
     return r["method"] + (f" ({', '.join(s)})" if s else "")
 
 
+def summary(rows: list[dict]) -> list[str]:
+    """One line per method (settings included): pairwise / BCubed F on every test set, with
+    the difference to ``auto`` on the same test set; the best method per column in bold."""
+    cols = []
+    for r in rows:
+        c = (r["regime"], r["emb"], r["train"] if r.get("train_ids") else None, r["test"])
+        if r.get("train_ids") and c not in cols:
+            cols.append(c)
+    if not cols:
+        return []
+
+    def find(method_cell: str, c: tuple) -> dict | None:
+        regime, emb, train, test = c
+        for r in rows:
+            if (_method_cell(r) == method_cell and r["regime"] == regime and r["emb"] == emb
+                    and r["test"] == test and (not r.get("train_ids") or r["train"] == train)):
+                return r
+        return None
+
+    methods = list(dict.fromkeys(_method_cell(r) for r in rows))
+    best = {c: max((find(m, c) or {}).get("pairwise_f", -1) for m in methods) for c in cols}
+    head = [f"{c[0]} {c[1].replace('arcface512', 'arc').replace('dlib128', 'dlib')} "
+            f"{c[2]} → {c[3]}" for c in cols]
+    out = ["## Summary: pairwise F / BCubed F (Δ pairwise F vs `auto`) on every test set", "",
+           "Bold: the best pairwise F of the column. `–`: not run. Details per regime below.",
+           "", "| method | " + " | ".join(head) + " |", "|---" * (len(cols) + 1) + "|"]
+    for m in methods:
+        cells = []
+        for c in cols:
+            r, a = find(m, c), find("auto", c)
+            if r is None:
+                cells.append("–")
+                continue
+            f = f"{r['pairwise_f']:.3f}"
+            f = f"**{f}**" if r["pairwise_f"] == best[c] else f
+            d = "" if a is None or m == "auto" else f" ({r['pairwise_f'] - a['pairwise_f']:+.3f})"
+            cells.append(f"{f} / {r['bcubed_f']:.3f}{d}")
+        if any(v != "–" for v in cells):
+            out.append(f"| {m} | " + " | ".join(cells) + " |")
+    return out + [""]
+
+
 def render(rows: list[dict], meta: dict) -> str:
     titles = {
         "1a": "Regime 1a: LFW, unseen people, test side holds the largest identities",
@@ -271,6 +313,7 @@ def render(rows: list[dict], meta: dict) -> str:
     ]
     if meta.get("notes"):
         out += [f"Run notes: {meta['notes']}", ""]
+    out += summary(rows)
     for regime in ("1a", "1b", "2", "3"):
         rr = [r for r in rows if r["regime"] == regime]
         if not rr:
