@@ -41,6 +41,11 @@ Measured on people never seen in training (``benchmarks/supervised_eval.py``, ro
   0.785 without (all 207 proposals segmented), 1b dlib 0.000 vs 0.793 (72 of 72), so
   ``segment="auto"`` switches GCN-S off and ``gcn-ds`` gives ``gcn-d``'s clustering
   (1a ArcFace 0.899, 1b dlib 0.625 on the test people); ``segment=True`` forces it.
+  Why every proposal falls in the range: with the reference's node-row dropout (0.5)
+  before max-pooling, the IoP network predicts lower in eval mode than it was trained
+  to (1a ArcFace, its own training proposals: target mean 0.905, training-mode output
+  0.85, eval output 0.72 within 0.62-0.81); on unseen people its correlation with the
+  true IoP is 0.03 (GCN-D's IoU: 0.03 too).
 """
 
 from __future__ import annotations
