@@ -1,7 +1,8 @@
 """One evaluation protocol for supervised methods: train on some people, cluster others.
 
     python benchmarks/supervised_eval.py [--regimes 1a,1b,2,3] [--methods gcn-v,auto,...]
-        [--embeddings arcface512,dlib128] [--train-set METHOD:key=value ...] [--retrain]
+        [--embeddings arcface512,dlib128] [--train-set METHOD:key=value ...]
+        [--cluster-set METHOD:key=value ...] [--retrain]
         [--scale N_TRAIN:IDS_TRAIN:N_TEST:IDS_TEST] [--work DIR]
 
 Every supervised method of the registry (``needs_model``) and the best
@@ -27,7 +28,9 @@ cluster`` in its own process: training seconds and peak RSS come from the
 model's ``training.json``, clustering seconds from the CLI (features loaded,
 kNN built, clustered), its peak RSS from the process. Models are cached in
 ``WORK/models`` (keyed by method, training set and ``--train-set`` values;
-``--retrain`` ignores the cache). Results accumulate in
+``--retrain`` ignores the cache). ``--cluster-set`` passes parameters to ``faceclust
+cluster --set`` (a variant of the method with the same model: its own row, its
+settings after the training settings). Results accumulate in
 ``benchmarks/results/supervised_eval.json`` (a filtered run replaces only
 its own rows) and ``docs/supervised.md`` is regenerated from all of them.
 """
@@ -189,8 +192,10 @@ def _threads() -> str | None:
     return os.environ.get("OMP_NUM_THREADS")
 
 
-def cluster(method: str, test: dict, model: Path | None, work: Path) -> dict:
-    """Cluster ``test`` with ``method``; metrics, seconds, peak RSS."""
+def cluster(method: str, test: dict, model: Path | None, work: Path,
+            settings: list[str] | None = None) -> dict:
+    """Cluster ``test`` with ``method`` (``settings``: ``--set`` KEY=VALUE); metrics, seconds,
+    peak RSS."""
     from faceclust.metrics import evaluate
 
     pred = work / "pred" / f"{test['name']}-{method}-{os.getpid()}.meta"
@@ -198,6 +203,8 @@ def cluster(method: str, test: dict, model: Path | None, work: Path) -> dict:
     args = ["cluster", test["x"], "--method", method, "--out", str(pred)]
     if model is not None:
         args += ["--model", str(model)]
+    for s in settings or []:
+        args += ["--set", s]
     err, rss, cpu = _cli(args)
     m = re.search(r"clusters in ([\d.]+) s", err)
     labels = np.loadtxt(pred, dtype=np.int64)
@@ -213,10 +220,14 @@ def cluster(method: str, test: dict, model: Path | None, work: Path) -> dict:
 
 # ------------------------------------------------------------------ report
 def _key(r: dict) -> str:
-    """One row per (regime, embedding, train, test, method, training settings): a run
-    with other settings (an ablation) adds a row instead of replacing the default's."""
-    return "|".join([r["regime"], r["emb"], r["train"], r["test"], r["method"],
-                     " ".join(r.get("train_settings") or [])])
+    """One row per (regime, embedding, train, test, method, training settings, clustering
+    settings): a run with other settings (an ablation) adds a row instead of replacing the
+    default's. Rows without clustering settings keep the key they had before those existed."""
+    key = [r["regime"], r["emb"], r["train"], r["test"], r["method"],
+           " ".join(r.get("train_settings") or [])]
+    if r.get("cluster_settings"):
+        key.append(" ".join(r["cluster_settings"]))
+    return "|".join(key)
 
 
 def _f(v, fmt="{:.3f}"):
@@ -224,8 +235,11 @@ def _f(v, fmt="{:.3f}"):
 
 
 def _method_cell(r: dict) -> str:
-    """The method, with its training settings other than the defaults (``--train-set``)."""
-    s = r.get("train_settings") or []
+    """The method, with its training settings other than the defaults (``--train-set``)
+    and its clustering settings (``--cluster-set``, after "cluster:")."""
+    s = list(r.get("train_settings") or [])
+    if r.get("cluster_settings"):
+        s.append("cluster: " + ", ".join(r["cluster_settings"]))
     return r["method"] + (f" ({', '.join(s)})" if s else "")
 
 
@@ -358,6 +372,9 @@ def main() -> None:
     ap.add_argument("--embeddings", default=",".join(EMBEDDINGS))
     ap.add_argument("--train-set", action="append", default=[], metavar="METHOD:KEY=VALUE",
                     help="training parameter of one method (repeatable)")
+    ap.add_argument("--cluster-set", action="append", default=[], metavar="METHOD:KEY=VALUE",
+                    help="clustering parameter of one method, `faceclust cluster --set` "
+                         "(repeatable; the rows get their own key)")
     ap.add_argument("--retrain", action="store_true", help="ignore cached models")
     ap.add_argument("--scale", default=":".join(map(str, FULL_SCALE)),
                     help="regime 3 sizes N_TRAIN:IDS_TRAIN:N_TEST:IDS_TEST")
@@ -375,10 +392,7 @@ def main() -> None:
     for m in methods:
         if m not in METHODS:
             raise SystemExit(f"unknown method {m!r}")
-    settings: dict[str, list[str]] = {}
-    for s in a.train_set:
-        m, _, kv = s.partition(":")
-        settings.setdefault(m, []).append(kv)
+    settings, csettings = _per_method(a.train_set), _per_method(a.cluster_set)
     results = Path(a.results)
     stored = json.loads(results.read_text()) if results.is_file() else {"rows": [], "meta": {}}
     rows = {_key(r): r for r in stored["rows"]}
@@ -405,12 +419,27 @@ def main() -> None:
                                    train_peak_mib=info.get("peak_rss_mib"), train_settings=s)
                     print(f"  cluster {method} on {te['name']} ({emb}) ...", file=sys.stderr,
                           flush=True)
-                    row.update(cluster(method, te, model, work))
+                    cs = csettings.get(method, [])
+                    if cs:
+                        row["cluster_settings"] = cs
+                    row.update(cluster(method, te, model, work, cs))
                     print(f"    pair F {row['pairwise_f']:.3f} BCubed F {row['bcubed_f']:.3f}",
                           file=sys.stderr, flush=True)
                     rows[_key(row)] = row
                     _write(results, rows, stored.get("meta", {}), a.notes, supervised,
                            not a.no_doc)
+
+
+def _per_method(values: list[str]) -> dict[str, list[str]]:
+    """``["M:k=v", ...]`` -> ``{"M": ["k=v", ...]}`` (order kept); a value without
+    ``METHOD:`` or ``=`` is refused."""
+    out: dict[str, list[str]] = {}
+    for s in values:
+        m, _, kv = s.partition(":")
+        if not m or "=" not in kv:
+            raise SystemExit(f"expected METHOD:KEY=VALUE, got {s!r}")
+        out.setdefault(m, []).append(kv)
+    return out
 
 
 def _write(results: Path, rows: dict, meta: dict, notes: str | None, supervised: list[str],

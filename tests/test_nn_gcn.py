@@ -424,3 +424,26 @@ def test_training_resumes_after_interrupt_to_the_same_model(tmp_path):
     assert not torch.equal(other.conv.weight, ref.conv.weight)
     clear_resume(tmp_path)
     assert not (tmp_path / RESUME_DIR).exists()
+
+
+def test_gcn_ve_input_candidates(trained):
+    """candidates="input": GCN-E's candidates from the input kNN; with every node ignored
+    (ignore_ratio=1) each node links to its nearest higher-confidence input neighbour."""
+    from faceclust.stages.confidence import deduce_tree, find_peaks
+
+    out, _, emeta = trained
+    x, y = _clusters(n_per=25, n_clusters=2, seed=11)
+    est = get_method("gcn-ve")(model=str(out), candidates="input", ignore_ratio=1.0,
+                               partition="tree", tau=-1.0)
+    labels = est.fit_predict(x)
+    g = build_knn(x, k=min(int(emeta["k"]), len(x) - 1))
+    peak, sim = find_peaks(g.ids, g.sims, est.confidence_)
+    expect = deduce_tree(peak, sim, -1.0)
+    # same partition (labels may be numbered differently)
+    pairs = set(zip(labels.tolist(), expect.tolist(), strict=True))
+    assert len(pairs) == len(set(labels.tolist())) == len(set(expect.tolist()))
+    # with GCN-E deciding the most confident nodes it still separates the two people
+    est2 = get_method("gcn-ve")(model=str(out), candidates="input", ignore_ratio=0.5)
+    assert evaluate(y, est2.fit_predict(x))["pairwise_precision"] == 1.0
+    with pytest.raises(ParameterError, match="candidates"):
+        get_method("gcn-ve")(model=str(out), candidates="pixels").fit(x)
