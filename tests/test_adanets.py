@@ -180,6 +180,42 @@ def test_train_then_cluster(tmp_path):
     assert len(np.unique(single)) >= len(yt) - 2
 
 
+def test_train_graph_knn_is_the_plain_knn_ablation(tmp_path):
+    """``train --set graph=knn``: the GCN learns on the plain kNN graph (train_graph
+    follows graph) and ``fit`` runs on it by default, with the kNN graph's threshold."""
+    x, y = _people(seed=0)
+    tiny = {key: v for key, v in TINY.items() if key != "train_graph"}
+    meta = get_method("ada-nets").train(x, y, tmp_path / "abl", seed=3, graph="knn", **tiny)
+    assert meta["graph"] == "knn" and meta["train_graph"] == "knn"
+    ref = get_method("ada-nets").train(x, y, tmp_path / "ref", seed=3, graph="knn",
+                                       train_graph="knn", **tiny)
+    _, g_abl, _ = load_adanets(tmp_path / "abl")
+    _, g_ref, _ = load_adanets(tmp_path / "ref")
+    for a, b in zip(g_abl.state_dict().values(), g_ref.state_dict().values(), strict=True):
+        torch.testing.assert_close(a, b)  # trained on the same (kNN) graph
+    assert meta["threshold_knn"] == ref["threshold_knn"]
+
+    xt, _ = _people(seed=1)
+    est = get_method("ada-nets")(model=str(tmp_path / "abl"))
+    labels = est.fit_predict(xt)
+    assert est.graph_ == "knn" and est.k_hat_ is None  # no adaptive filter used
+    assert est.threshold_ == pytest.approx(meta["threshold_knn"])
+    explicit = get_method("ada-nets")(model=str(tmp_path / "abl"), graph="knn").fit_predict(xt)
+    np.testing.assert_array_equal(labels, explicit)
+    over = get_method("ada-nets")(model=str(tmp_path / "abl"), graph="adaptive")
+    over.fit(xt)
+    assert over.graph_ == "adaptive" and over.k_hat_ is not None
+    assert over.threshold_ == pytest.approx(meta["threshold"])
+    # default training: the adaptive graph in training and at inference
+    dflt = get_method("ada-nets").train(x, y, tmp_path / "d", seed=3, **tiny)
+    assert dflt["graph"] == "adaptive" and dflt["train_graph"] == "adaptive"
+    assert get_method("ada-nets")(model=str(tmp_path / "d")).fit(xt).graph_ == "adaptive"
+    with pytest.raises(ParameterError, match="graph"):
+        get_method("ada-nets").train(x, y, tmp_path / "bad", graph="full", **tiny)
+    with pytest.raises(ParameterError, match="train_graph"):
+        get_method("ada-nets").train(x, y, tmp_path / "bad", train_graph="full", **tiny)
+
+
 def test_errors(tmp_path):
     x, y = _people(seed=0)
     with pytest.raises(ParameterError, match="model"):

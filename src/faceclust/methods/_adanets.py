@@ -31,7 +31,12 @@ runs it on the adaptive graph (``train_graph="knn"``); ``train_graph="adaptive"`
 instead (batches are sampled on the kNN graph either way). On unseen LFW people
 (dlib) the mismatch hurt: pairwise F 0.059 with it, 0.923 without (same filter;
 docs/adanets.md), so it is not the default.
-``graph="knn"`` at ``fit`` replaces the adaptive graph by the plain kNN graph (ablation).
+Ablation: the plain kNN graph instead of the adaptive one. ``graph="knn"`` at
+``fit`` replaces the adaptive graph by the plain cosine ``train_k``-NN graph for
+one run; training with ``graph="knn"`` (``faceclust train --set graph=knn``)
+makes the whole model the ablation: the GCN is trained on the plain kNN graph
+(``train_graph`` follows ``graph`` unless given) and ``fit`` runs on it by
+default, with the threshold chosen for that graph.
 """
 
 from __future__ import annotations
@@ -63,7 +68,8 @@ __all__ = ["ADANETS_TRAIN_DEFAULTS", "AdaNets", "choose_threshold"]
 #: ``gcn_residual=False, gcn_loss="allmax", gcn_optimizer="sgd", gcn_lr=0.1,
 #: gcn_seeds=1`` is the original's recipe (see docs/adanets.md).
 ADANETS_TRAIN_DEFAULTS: dict[str, Any] = {
-    "k": 80, "lam": STRUCTURE_LAMBDA, "beta": 0.5, "train_graph": "adaptive", "train_k": 256,
+    "k": 80, "lam": STRUCTURE_LAMBDA, "beta": 0.5, "graph": "adaptive", "train_graph": None,
+    "train_k": 256,
     "filter_inputs": "similarities", "filter_hidden": 32, "filter_mlp": 64,
     "filter_steps": 300, "filter_batch": 512, "filter_lr": 0.003, "filter_optimizer": "adam", "gcn_hidden": 512, "gcn_out": 512,
     "gcn_steps": 300, "gcn_lr": 0.001, "gcn_optimizer": "adam", "gcn_sample": 128, "gcn_seeds": 4,
@@ -144,9 +150,10 @@ class AdaNets(BaseClusterer):
         Model directory written by ``AdaNets.train`` / ``faceclust train --method ada-nets``.
     k, lam : int, float or None
         Structure-space candidates (self included) and cosine weight; None = as trained (80, 0.3).
-    graph : {"adaptive", "knn"}
-        GCN graph at inference: the Ada-NETS graph (default) or the plain cosine
-        kNN graph of ``knn_k`` (the ablation; the original's training graph).
+    graph : {"adaptive", "knn"} or None
+        GCN graph at inference: the Ada-NETS graph or the plain cosine kNN graph
+        of ``knn_k`` (the ablation; the original's training graph). None (default):
+        the graph the model was trained for (``train --set graph=...``; "adaptive").
     knn_k : int or None
         k of the plain kNN graph (None = as trained, 256).
     threshold : float or None
@@ -160,14 +167,14 @@ class AdaNets(BaseClusterer):
     _parameter_constraints: ClassVar[dict[str, Constraint]] = {
         "k": Param(int, 2, optional=True),
         "lam": Param((int, float), 0.0, 1.0, optional=True),
-        "graph": OneOf(GRAPHS),
+        "graph": OneOf((*GRAPHS, None)),
         "knn_k": Param(int, 2, optional=True),
         "threshold": Param((int, float), -1.0, 1.0, optional=True),
         "top_n": Param(int, 2),
     }
 
     def __init__(self, model: str | None = None, k: int | None = None,
-                 lam: float | None = None, graph: str = "adaptive", knn_k: int | None = None,
+                 lam: float | None = None, graph: str | None = None, knn_k: int | None = None,
                  threshold: float | None = None, top_n: int = 121) -> None:
         self.model = model
         self.k = k
@@ -198,14 +205,16 @@ class AdaNets(BaseClusterer):
         k = int(self.k if self.k is not None else meta.get("k", 80))
         lam = float(self.lam if self.lam is not None else meta.get("lam", STRUCTURE_LAMBDA))
         knn_k = int(self.knn_k if self.knn_k is not None else meta.get("train_k", 256))
+        graph = self.graph if self.graph is not None else meta.get("graph", "adaptive")
+        self.graph_ = graph
         times: dict[str, float] = {}
         feat, k_hat = enhanced_features(
-            filt, gcn, x, k=k, lam=lam, graph=self.graph, knn_k=knn_k,
+            filt, gcn, x, k=k, lam=lam, graph=graph, knn_k=knn_k,
             weighted=bool(meta.get("weighted", False)), knn=knn, times=times)
         for name, secs in times.items():
             self.stage_seconds_[name] = self.stage_seconds_.get(name, 0.0) + secs
         self.k_hat_ = k_hat
-        key = "threshold" if self.graph == "adaptive" else "threshold_knn"
+        key = "threshold" if graph == "adaptive" else "threshold_knn"
         th = self.threshold if self.threshold is not None else meta.get(key, ORIGINAL_THRESHOLD)
         self.threshold_ = float(th)
         with self._stage("final-knn"):
@@ -225,7 +234,10 @@ class AdaNets(BaseClusterer):
         rule's threshold is chosen on the held-out people (pairwise F), for the
         adaptive graph (``threshold``) and the plain kNN graph (``threshold_knn``).
         ``val_fraction=0`` trains on everything and keeps the original 0.96.
-        Returns the JSON-able meta written into ``out_dir/ada_gcn.json``.
+        ``graph`` is the graph the model runs on by default ("adaptive"; "knn":
+        the plain-kNN ablation); the GCN trains on ``train_graph`` (None: the
+        same as ``graph``; "knn" with ``graph="adaptive"`` is the original's
+        train/test mismatch). Returns the JSON-able meta written into ``out_dir/ada_gcn.json``.
         """
         from ..nn.adanets import (
             predict_k,
@@ -262,9 +274,12 @@ class AdaNets(BaseClusterer):
             if p[name] not in options:
                 raise ParameterError(f"{name} must be one of {', '.join(options)}, "
                                      f"got {p[name]!r}")
-        if p["train_graph"] not in GRAPHS:
-            raise ParameterError(f"train_graph must be one of {', '.join(GRAPHS)}, "
-                                 f"got {p['train_graph']!r}")
+        for name in ("graph", "train_graph"):
+            if p[name] not in GRAPHS and (name == "graph" or p[name] is not None):
+                raise ParameterError(f"{name} must be one of {', '.join(GRAPHS)}, "
+                                     f"got {p[name]!r}")
+        if p["train_graph"] is None:  # the GCN learns on the graph it will run on
+            p["train_graph"] = p["graph"]
         x = check_features(X, source="features")
         y = check_labels(labels, x.shape[0], source="labels")
         if x.shape[0] < 4:
@@ -318,8 +333,8 @@ class AdaNets(BaseClusterer):
 
         k_true = target * ss_ids.shape[1]
         meta: dict[str, Any] = {
-            **{key: p[key] for key in ("lam", "beta", "train_graph", "train_k", "weighted",
-                                       "top_n", "val_fraction")},
+            **{key: p[key] for key in ("lam", "beta", "graph", "train_graph", "train_k",
+                                       "weighted", "top_n", "val_fraction")},
             "k": int(ss_ids.shape[1]), "seed": seed, "n_train": int(x.shape[0]),
             "n_fit": int(len(fit_idx)), "n_val": int(len(val_idx)),
             "n_identities": int(len(np.unique(y))),
