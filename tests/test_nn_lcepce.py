@@ -230,3 +230,54 @@ def test_fc_eser_train_then_cluster(tmp_path):
     strict = get_method("fc-eser")(model=str(tmp_path), k=20, eta=1.0).fit(xt)
     assert strict.n_recalled_ == 0
     np.testing.assert_array_equal(strict.labels_, base.labels_)
+
+
+def test_nodes_per_epoch_and_val_nodes_bound_the_rows_seen(monkeypatch):
+    """An epoch trains on ``nodes_per_epoch`` distinct random nodes and validation scores
+    ``val_nodes`` fixed nodes; ``nodes_per_epoch >= N`` is the plain every-node epoch."""
+    import faceclust.nn.pairtrain as pt
+    from faceclust.knn import build_knn
+
+    x, y = _data(3)
+    xv, yv = _data(4)
+    ids, vids = build_knn(x, k=6).ids, build_knn(xv, k=6).ids
+    seen: list[np.ndarray] = []
+    real = pt.neighbour_tokens
+
+    def spy(xt, nbr):
+        seen.append(nbr[:, 0].numpy().copy())  # slot 0 is the node itself
+        return real(xt, nbr)
+
+    monkeypatch.setattr(pt, "neighbour_tokens", spy)
+    kw = dict(k=6, width=16, depth=1, heads=2, ff_dim=32, dropout=0.0, head_dim=16, epochs=2,
+              batch_size=32, lr=1e-3, weight_decay=0.0, seed=0)
+    _, meta = pt.train_lcenet(x, y, ids, (xv, yv, vids), nodes_per_epoch=50, val_nodes=70, **kw)
+    # epoch 1: 2 training batches (32 + 18 rows) then one validation chunk of 70 rows
+    sizes = [len(s) for s in seen]
+    assert sizes == [32, 18, 70, 32, 18, 70]
+    for e in (0, 3):
+        rows = np.concatenate(seen[e : e + 2])
+        assert len(np.unique(rows)) == 50  # without replacement within an epoch
+    assert not np.array_equal(np.sort(np.concatenate(seen[0:2])), np.sort(np.concatenate(seen[3:5])))
+    np.testing.assert_array_equal(seen[2], seen[5])  # the same validation nodes each epoch
+    assert meta["nodes_per_epoch"] == 50 and meta["val_nodes_scored"] == 70
+    assert meta["n_val"] == len(xv)
+    monkeypatch.setattr(pt, "neighbour_tokens", real)
+    full, _ = pt.train_lcenet(x, y, ids, (xv, yv, vids), **kw)
+    same, m2 = pt.train_lcenet(x, y, ids, (xv, yv, vids), nodes_per_epoch=10**6, **kw)
+    assert m2["nodes_per_epoch"] == len(x)
+    for a, b in zip(full.state_dict().values(), same.state_dict().values(), strict=True):
+        torch.testing.assert_close(a, b)
+    with pytest.raises(ParameterError, match="nodes_per_epoch"):
+        pt.train_lcenet(x, y, ids, (xv, yv, vids), nodes_per_epoch=0, **kw)
+
+
+def test_lce_pce_and_chen_train_take_nodes_per_epoch(tmp_path):
+    x, y = _data(5)
+    meta = get_method("lce-pce").train(x, y, tmp_path / "l", seed=0, k=6, epochs=1,
+                                       pce_epochs=1, nodes_per_epoch=40, val_nodes=20,
+                                       **TINY, **TINY_PCE)
+    assert meta["lcenet"]["nodes_per_epoch"] == 40 and meta["lcenet"]["val_nodes_scored"] == 20
+    meta = get_method("chen-dpc").train(x, y, tmp_path / "c", seed=0, k=6, epochs=1,
+                                        nodes_per_epoch=30, val_nodes=25, **TINY)
+    assert meta["chen"]["nodes_per_epoch"] == 30 and meta["chen"]["val_nodes_scored"] == 25

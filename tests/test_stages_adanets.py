@@ -148,3 +148,30 @@ def test_final_rule_on_hand_graph():
     assert threshold_components(ids, sims, 0.0, top_n=1).tolist() == [0, 1, 2, 3, 4]
     # top_n = 2: only the first neighbour; 0.9 of row 2 col 3 ignored
     assert threshold_components(ids, sims, 0.5, top_n=2).tolist() == [0, 0, 1, 1, 1]
+
+
+def test_similarity_adjacency_equals_the_dense_definition():
+    """Missing and self slots, duplicates (summed), min_sim and keep on a random table:
+    ``row_normalize(max(S, S^T) + I)`` computed densely."""
+    rng = np.random.default_rng(3)
+    n, k = 40, 7
+    ids = rng.integers(-1, n, size=(n, k))
+    ids[:, 0] = np.arange(n)
+    ids[5, 3] = ids[5, 2]  # a duplicate neighbour in one row
+    s = rng.uniform(-0.2, 1.0, size=(n, k)).astype(np.float32)
+    keep = rng.random((n, k)) < 0.8
+    for kw in ({}, {"keep": keep}, {"min_sim": 0.3, "keep": keep}):
+        a = similarity_adjacency(ids, s, **kw)
+        dense = np.zeros((n, n), np.float64)
+        for i in range(n):
+            for p in range(k):
+                j = ids[i, p]
+                if j < 0 or j == i or s[i, p] < kw.get("min_sim", 0.0):
+                    continue
+                if "keep" in kw and not keep[i, p]:
+                    continue
+                dense[i, j] += s[i, p]
+        dense = np.maximum(dense, dense.T) + np.eye(n)
+        dense /= dense.sum(axis=1, keepdims=True)
+        assert a.has_sorted_indices and a.dtype == np.float32
+        np.testing.assert_allclose(a.toarray(), dense, atol=1e-6)

@@ -57,7 +57,8 @@ _PCE_DEFAULTS: dict[str, Any] = {
 LCE_PCE_TRAIN_DEFAULTS: dict[str, Any] = {
     "k": 30, "width": 64, "depth": 2, "heads": 4, "ff_dim": 128, "dropout": 0.1,
     "head_dim": 64, "epochs": 6, "batch_size": 64, "lr": 1e-3, "weight_decay": 1e-4,
-    "val_fraction": 0.2, "pool_k": 10, **_PCE_DEFAULTS,
+    "val_fraction": 0.2, "pool_k": 10, "nodes_per_epoch": None, "val_nodes": None,
+    **_PCE_DEFAULTS,
 }
 
 #: ``fc-eser`` training defaults: the recall model trains on FC-ESER's recall
@@ -230,7 +231,8 @@ class LcePce(BaseClusterer):
               heads: int = 4, ff_dim: int = 128, dropout: float = 0.1,
               head_dim: int | None = 64, epochs: int = 6, batch_size: int = 64,
               lr: float = 1e-3, weight_decay: float = 1e-4, val_fraction: float = 0.2,
-              pool_k: int = 10, pce_k: int = 10, pce_width: int | None = 64,
+              pool_k: int = 10, nodes_per_epoch: int | None = None,
+              val_nodes: int | None = None, pce_k: int = 10, pce_width: int | None = 64,
               pce_depth: int = 2, pce_heads: int = 4, pce_ff_dim: int = 128,
               pce_dropout: float = 0.1, pce_mlp_dim: int = 128, pce_epochs: int = 6,
               pce_pairs_per_epoch: int = 4096, pce_batch_size: int = 128,
@@ -244,7 +246,9 @@ class LcePce(BaseClusterer):
         D + 2k; upstream also depth 3, heads 8, ff_dim 1024, pce_mlp_dim 2048,
         k 80). PCENet trains on the pairs (i, j-th neighbour), j = 1..``pool_k``,
         where E_d edges come from. ``val_fraction`` of the identities are held out
-        as validation people for checkpoint selection. ``center``: networks read
+        as validation people for checkpoint selection. ``nodes_per_epoch`` /
+        ``val_nodes``: LCENet epochs of that many random training nodes / validation
+        on at most that many validation nodes (None: all; for training at scale). ``center``: networks read
         features centred on the training mean (stored in the model); needed for
         dlib-like embeddings. Recipe:
         :mod:`faceclust.nn.pairtrain`. Returns the parameters used, losses per
@@ -266,7 +270,8 @@ class LcePce(BaseClusterer):
             depth=p["depth"], heads=p["heads"], ff_dim=p["ff_dim"], dropout=float(p["dropout"]),
             head_dim=p["head_dim"], epochs=p["epochs"], batch_size=p["batch_size"],
             lr=float(p["lr"]), weight_decay=float(p["weight_decay"]), seed=seed,
-            center=bool(p["center"]),
+            center=bool(p["center"]), nodes_per_epoch=p["nodes_per_epoch"],
+            val_nodes=p["val_nodes"],
         )
         pool, vpool = (_supplement(_top_pairs(g.ids, p["pool_k"]), g.ids, y[i], 1, seed)[:2]
                        for g, i in ((gt, tr), (gv, va)))

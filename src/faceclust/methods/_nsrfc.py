@@ -136,7 +136,8 @@ def _split_graphs(x, y, val_fraction, k, seed, what):
 
 def _chen_kwargs(p: dict[str, Any], prefix: str, seed: int) -> dict[str, Any]:
     g = {n: p[prefix + n] for n in ("width", "depth", "heads", "ff_dim", "dropout", "head_dim",
-                                    "epochs", "batch_size", "lr", "weight_decay")}
+                                    "epochs", "batch_size", "lr", "weight_decay",
+                                    "nodes_per_epoch", "val_nodes")}
     g["dropout"], g["lr"], g["weight_decay"] = (float(g[n]) for n in ("dropout", "lr",
                                                                       "weight_decay"))
     return {**g, "seed": seed, "center": bool(p["center"])}
@@ -194,7 +195,8 @@ class ChenDpc(BaseClusterer):
               heads: int = 4, ff_dim: int = 128, dropout: float = 0.2,
               head_dim: int | None = 64, epochs: int = 4, batch_size: int = 64,
               lr: float = 1e-3, weight_decay: float = 5e-4, val_fraction: float = 0.2,
-              center: bool = True) -> dict[str, Any]:
+              center: bool = True, nodes_per_epoch: int | None = None,
+              val_nodes: int | None = None) -> dict[str, Any]:
         """Train the similarity transformer on ``X`` / ``labels``; write it to ``out_dir``.
 
         ``k``: neighbours per node, self included (80 upstream). Upstream size:
@@ -204,6 +206,9 @@ class ChenDpc(BaseClusterer):
         cores (AdamW lr 1e-3 with warm-up/cosine). ``val_fraction`` of the
         identities are validation people (checkpoint selection). ``center``:
         the network reads features centred on the training mean.
+        ``nodes_per_epoch`` / ``val_nodes``: epochs of that many random training
+        nodes / validation on at most that many validation nodes (None: all; for
+        training at scale).
         """
         from ..nn.chen import save_chen, train_chen
 
@@ -241,7 +246,8 @@ class ChenDpc(BaseClusterer):
 
 
 _CHEN_KEYS = ("k", "width", "depth", "heads", "ff_dim", "dropout", "head_dim", "epochs",
-              "batch_size", "lr", "weight_decay", "val_fraction", "center")
+              "batch_size", "lr", "weight_decay", "val_fraction", "center", "nodes_per_epoch",
+              "val_nodes")
 
 
 def _cosine_rows(x: np.ndarray, ids: np.ndarray) -> np.ndarray:
@@ -311,7 +317,8 @@ class NsrFc(BaseClusterer):
               tf_width: int | None = 64, tf_depth: int = 1, tf_heads: int = 4,
               tf_ff_dim: int = 128, tf_dropout: float = 0.2, tf_head_dim: int | None = 64,
               tf_epochs: int = 3, tf_batch_size: int = 64, tf_lr: float = 1e-3,
-              tf_weight_decay: float = 5e-4, lce_params: dict[str, Any] | None = None,
+              tf_weight_decay: float = 5e-4, tf_nodes_per_epoch: int | None = None,
+              tf_val_nodes: int | None = None, lce_params: dict[str, Any] | None = None,
               val_fraction: float = 0.2, center: bool = True) -> dict[str, Any]:
         """Train NSR-FC's stages in order on ``X`` / ``labels``; write them to ``out_dir``.
 
@@ -452,5 +459,6 @@ class NsrFc(BaseClusterer):
 _NSR_KEYS = ("k", *_STAGES, "cgcn_hidden", "cgcn_k1", "cgcn_k2", "cgcn_k_local", "cgcn_epochs",
              "cgcn_centres_per_epoch", "cgcn_batch_size", "cgcn_lr", "cgcn_weight_decay",
              "tf_width", "tf_depth", "tf_heads", "tf_ff_dim", "tf_dropout", "tf_head_dim",
-             "tf_epochs", "tf_batch_size", "tf_lr", "tf_weight_decay", "lce_params",
+             "tf_epochs", "tf_batch_size", "tf_lr", "tf_weight_decay", "tf_nodes_per_epoch",
+             "tf_val_nodes", "lce_params",
              "val_fraction", "center")

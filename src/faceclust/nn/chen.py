@@ -111,16 +111,17 @@ def train_chen(
     k: int, width: int | None, depth: int, heads: int, ff_dim: int, dropout: float,
     head_dim: int | None, epochs: int, batch_size: int, lr: float, weight_decay: float,
     seed: int, center: bool = True, desc: str = "Chen similarity train",
+    nodes_per_epoch: int | None = None, val_nodes: int | None = None,
 ) -> tuple[ChenNet, dict[str, Any]]:
     """Train :class:`ChenNet` on ``(x, y)`` with kNN ``ids`` (self first); select on
-    ``val = (x, y, ids)`` of other people (lowest validation BCE). ``center``: as
-    :func:`faceclust.nn.pairtrain.train_lcenet`."""
+    ``val = (x, y, ids)`` of other people (lowest validation BCE). ``center``,
+    ``nodes_per_epoch``, ``val_nodes``: as :func:`faceclust.nn.pairtrain.train_slot_model`."""
     return train_slot_model(
         lambda: ChenNet(x.shape[1], k, width, depth, heads, ff_dim, dropout, head_dim),
         x, y, ids, val, k=k, two_class=False, epochs=epochs, batch_size=batch_size, lr=lr,
         weight_decay=weight_decay, seed=seed, center=center,
         loss_name="BCE-with-logits per slot", optimizer_name="adamw (one step per batch)",
-        desc=desc,
+        desc=desc, nodes_per_epoch=nodes_per_epoch, val_nodes=val_nodes,
     )
 
 

@@ -129,19 +129,21 @@ def train_lcenet(
     val: tuple[np.ndarray, np.ndarray, np.ndarray], *,
     k: int, width: int | None, depth: int, heads: int, ff_dim: int, dropout: float,
     head_dim: int | None, epochs: int, batch_size: int, lr: float, weight_decay: float,
-    seed: int, center: bool = True,
+    seed: int, center: bool = True, nodes_per_epoch: int | None = None,
+    val_nodes: int | None = None,
 ) -> tuple[LCENet, dict[str, Any]]:
     """Train LCENet on ``(x, y)`` with kNN ``ids``; select on ``val = (x, y, ids)``.
 
     ``center``: store the training features' mean in the model and feed it
-    centred features (:func:`~faceclust.nn.lcenet.centred`).
+    centred features (:func:`~faceclust.nn.lcenet.centred`). ``nodes_per_epoch``,
+    ``val_nodes``: as :func:`train_slot_model`.
     """
     return train_slot_model(
         lambda: LCENet(x.shape[1], k, width, depth, heads, ff_dim, dropout, head_dim),
         x, y, ids, val, k=k, two_class=True, epochs=epochs, batch_size=batch_size, lr=lr,
         weight_decay=weight_decay, seed=seed, center=center,
         loss_name="slot cross-entropy (unweighted)", optimizer_name="adamw",
-        desc="LCENet train",
+        desc="LCENet train", nodes_per_epoch=nodes_per_epoch, val_nodes=val_nodes,
     )
 
 
@@ -149,7 +151,8 @@ def train_slot_model(
     make_model: Callable[[], nn.Module], x: np.ndarray, y: np.ndarray, ids: np.ndarray,
     val: tuple[np.ndarray, np.ndarray, np.ndarray], *, k: int, two_class: bool, epochs: int,
     batch_size: int, lr: float, weight_decay: float, seed: int, center: bool,
-    loss_name: str, optimizer_name: str, desc: str,
+    loss_name: str, optimizer_name: str, desc: str, nodes_per_epoch: int | None = None,
+    val_nodes: int | None = None,
 ) -> tuple[Any, dict[str, Any]]:
     """Train a same-identity model per neighbour slot (``make_model()``, built seeded) on
     ``(x, y)`` with kNN ``ids``; keep the epoch of lowest loss on ``val = (x, y, ids)``.
@@ -158,14 +161,31 @@ def train_slot_model(
     LCENet; cross-entropy) or one (Chen's similarity model; BCE-with-logits). The self
     slot and missing neighbours are ignored. ``center``: the training mean is stored in
     the model and subtracted from its inputs.
+
+    ``nodes_per_epoch``: an epoch visits that many training nodes, drawn afresh each
+    epoch without replacement (None: every node once). ``val_nodes``: validation
+    scores at most that many validation nodes, one seeded draw kept for every epoch
+    (None: all; their kNN graph is still the one of every validation person). Both
+    bound the cost of an epoch at scale: the default LCENet trains ~1,000 nodes per
+    CPU-second, so six full epochs over the 460K training faces of a 576K set would
+    take ~45 CPU-minutes.
     """
+    for name, v in (("nodes_per_epoch", nodes_per_epoch), ("val_nodes", val_nodes)):
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+            raise ParameterError(f"{name} must be a positive integer or None, got {v!r}")
     nbr = neighbour_ids_for(ids, k)
     tgt = torch.from_numpy(_slot_targets(y, nbr))
     vx, vy, vids = val
     vnbr = neighbour_ids_for(vids, k)
     vtgt = torch.from_numpy(_slot_targets(vy, vnbr))
+    n_val = len(vnbr)
+    if val_nodes is not None and val_nodes < n_val:
+        vkeep = np.sort(np.random.default_rng(seed + 7).choice(len(vnbr), val_nodes,
+                                                                replace=False))
+        vnbr, vtgt = vnbr[vkeep], vtgt[vkeep]
     rng = np.random.default_rng(seed)
     n = len(nbr)
+    per_epoch = n if nodes_per_epoch is None else min(n, nodes_per_epoch)
     ce = nn.CrossEntropyLoss(ignore_index=-100)
     bce = nn.functional.binary_cross_entropy_with_logits
 
@@ -180,8 +200,8 @@ def train_slot_model(
         vxt = torch.from_numpy(centred(vx, model.center))
 
         def batches(epoch: int) -> list[np.ndarray]:
-            order = rng.permutation(n)
-            return [order[s : s + batch_size] for s in range(0, n, batch_size)]
+            order = rng.permutation(n)[:per_epoch]
+            return [order[s : s + batch_size] for s in range(0, per_epoch, batch_size)]
 
         def loss_of(b: np.ndarray) -> torch.Tensor:
             tok, pad = neighbour_tokens(xt, torch.from_numpy(nbr[b]))
@@ -213,11 +233,12 @@ def train_slot_model(
             return {"val_loss": tot / max(cnt, 1), "val_balanced_acc": bacc}
 
         log = train_epochs(model, batches, loss_of, validate, epochs=epochs,
-                           steps_per_epoch=-(-n // batch_size), lr=lr,
+                           steps_per_epoch=-(-per_epoch // batch_size), lr=lr,
                            weight_decay=weight_decay, select="val_loss", desc=desc)
     valid = tgt >= 0
     meta = {
-        "n_train": int(n), "n_val": int(len(vnbr)), "k": k,
+        "n_train": int(n), "n_val": int(n_val), "k": k,
+        "nodes_per_epoch": int(per_epoch), "val_nodes_scored": int(len(vnbr)),
         "positive_fraction": round(float((tgt[valid] == 1).float().mean()), 4) if valid.any() else 0.0,
         "recipe": {"loss": loss_name, "center": center,
                    "optimizer": optimizer_name, "lr": lr,
