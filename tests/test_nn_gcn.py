@@ -447,3 +447,28 @@ def test_gcn_ve_input_candidates(trained):
     assert evaluate(y, est2.fit_predict(x))["pairwise_precision"] == 1.0
     with pytest.raises(ParameterError, match="candidates"):
         get_method("gcn-ve")(model=str(out), candidates="pixels").fit(x)
+
+
+def test_train_gcn_v_builds_the_input_knn_once(tmp_path, monkeypatch):
+    """tau_folds=0: training and the tau choice share one input kNN (built once at 576K it
+    is minutes), and the stored taus are those of the peaks on a freshly built graph."""
+    from faceclust.methods import _gcn
+    from faceclust.nn import gcn_v as gcn_v_mod
+    from faceclust.stages.confidence import choose_tau
+
+    x, y = _clusters(n_per=30, n_clusters=3, seed=1)
+    calls = []
+
+    def counting(features, *a, **kw):
+        if np.array_equal(np.asarray(features), x):
+            calls.append(kw.get("k"))
+        return build_knn(features, *a, **kw)
+
+    monkeypatch.setattr(_gcn, "build_knn", counting)
+    monkeypatch.setattr(gcn_v_mod, "build_knn", counting)
+    meta = train_gcn_v_model(x, y, tmp_path, seed=5, tau_folds=0, **SMALL_V)
+    assert calls == [SMALL_V["k"]]
+    model, _ = load_gcn_v(tmp_path)
+    pk0, pk1 = _gcn._peaks_both(model, x, SMALL_V["k"], 0.0, meta["k_feat"], True)
+    assert meta["tau_0"] == round(choose_tau(*pk0, y)[0], 6)
+    assert meta["tau"] == round(choose_tau(*pk1, y)[0], 6)

@@ -210,12 +210,14 @@ def linkage_partition(x: np.ndarray, peak: np.ndarray) -> tuple[np.ndarray, Any]
     return labels, getattr(a, "estimate_", None)
 
 
-def _peaks_both(model, x: np.ndarray, k: int, min_sim: float, k_feat: int, roots: bool):
-    """Peaks on the input kNN and on the GCN-feature kNN: ``((peak, sim), (peak, sim))``,
-    with roots linked (:func:`_link_roots`) when ``roots``."""
+def _peaks_both(model, x: np.ndarray, k: int, min_sim: float, k_feat: int, roots: bool,
+                knn: KnnGraph | None = None):
+    """Peaks on the input kNN (``knn`` when given, else built) and on the GCN-feature kNN:
+    ``((peak, sim), (peak, sim))``, with roots linked (:func:`_link_roots`) when ``roots``."""
     from ..nn.gcn_v import gcn_v_outputs
 
-    conf, feat, graph = gcn_v_outputs(model, x, k=min(k, x.shape[0] - 1), min_sim=min_sim)
+    conf, feat, graph = gcn_v_outputs(model, x, k=min(k, x.shape[0] - 1), min_sim=min_sim,
+                                      knn=knn)
     g2 = build_knn(feat, k=min(k_feat, x.shape[0] - 1))
     p0, p1 = find_peaks(graph.ids, graph.sims, conf), find_peaks(g2.ids, g2.sims, conf)
     if roots:
@@ -262,7 +264,12 @@ def train_gcn_v_model(
     check_param("tau_folds", folds, int, 0)
     x = check_features(features, source="features")
     y = check_labels(labels, x.shape[0], source="labels")
-    model, meta = train_gcn_v(x, y, seed=seed, resume=_resume(out, "gcn_v", p, seed, x, y), **p)
+    # One input kNN for training and the tau choice on the training data (tau_folds < 2):
+    # the same graph either would build, built once (about a third of the time at 576K).
+    check_param("k", p["k"], int, 2)
+    graph = build_knn(x, k=min(p["k"], x.shape[0] - 1))
+    model, meta = train_gcn_v(x, y, seed=seed, knn=graph,
+                              resume=_resume(out, "gcn_v", p, seed, x, y), **p)
     if select:
         t0 = time.perf_counter()
         if folds >= 2:
@@ -286,7 +293,8 @@ def train_gcn_v_model(
             y_sel = np.concatenate(ys)
             source = f"{folds}-fold cross-fitted GCN-V outputs on the training data"
         else:
-            pk0, pk1 = _peaks_both(model, x, meta["k"], meta["min_sim"], k_feat, roots)
+            pk0, pk1 = _peaks_both(model, x, meta["k"], meta["min_sim"], k_feat, roots,
+                                   knn=graph)
             y_sel = y
             source = "the final GCN-V on its own training data"
         tau_0, f0 = choose_tau(*pk0, y_sel)
