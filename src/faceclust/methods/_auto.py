@@ -184,6 +184,8 @@ class AutoClusterer(BaseClusterer):
         The threshold used.
     explain_ : str
         Human-readable account of the choices.
+    embedding_ : str or None
+        The known embedding model used or checked (``embedding``), None if none.
 
     Examples
     --------
@@ -412,6 +414,7 @@ class AutoClusterer(BaseClusterer):
 
     def _fit_identical(self, x: np.ndarray, knn: KnnGraph | None) -> np.ndarray:
         n = x.shape[0]
+        self.embedding_ = None
         self._set_trivial(n, f"all {n} face(s) are the same embedding: one cluster"
                           if n > 1 else "one face: one cluster")
         return np.zeros(n, dtype=np.int64)
