@@ -117,6 +117,22 @@ def test_similarity_sequences_hand_values():
     assert f(torch.from_numpy(seq)).shape == (2,)
 
 
+def test_similarity_sequences_in_blocks_equal_all_at_once(monkeypatch):
+    from faceclust.nn import adanets
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(50, 8)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    ids = np.concatenate([np.arange(50)[:, None], rng.integers(-1, 50, size=(50, 5))], axis=1)
+    nd = rng.random(ids.shape).astype(np.float32)
+    whole = adanets.similarity_sequences(x, ids, nd)
+    monkeypatch.setattr(adanets, "_SEQ_BLOCK", 7)  # 50 rows in blocks of 7
+    np.testing.assert_array_equal(adanets.similarity_sequences(x, ids, nd), whole)
+    ok = ids >= 0
+    expect = np.where(ok, np.einsum("bd,bkd->bk", x, x[np.where(ok, ids, 0)]), -1.0)
+    np.testing.assert_allclose(whole[:, :, 1], expect, atol=1e-6)
+
+
 def test_cluster_loss_hinge_hand_pairs():
     feat = torch.tensor([[1.0, 0.0], [0.8, 0.6], [0.0, 1.0]])
     labels = torch.tensor([0, 0, 1])
