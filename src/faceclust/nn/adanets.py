@@ -30,7 +30,7 @@ from torch import nn
 
 from .._progress import progress
 from ..errors import InputError, ParameterError
-from .checkpoint import check_config, load_checkpoint, load_state, save_checkpoint
+from .checkpoint import load_model, save_checkpoint
 from .layers import to_torch_sparse
 from .train import SgdSchedule, seeded, train_steps
 
@@ -602,9 +602,8 @@ def load_adanets(directory: str | os.PathLike) -> tuple[nn.Module, AdaGCN, dict[
          _SIM_FILTER_SPEC if sim else _FILTER_SPEC, SimilarityFilter if sim else AdaptiveFilter),
         (GCN_NAME, GCN_KIND, _GCN_SPEC, AdaGCN),
     ):
-        config, tensors, meta = load_checkpoint(directory, name, kind=kind)
-        model = cls(**check_config(config, spec, source=f"{directory}/{name}.json"))
-        out.append(load_state(model, tensors, source=f"{directory}/{name}.safetensors"))
+        model, meta = load_model(directory, name, cls, kind=kind, spec=spec)
+        out.append(model)
     return out[0], out[1], meta
 
 

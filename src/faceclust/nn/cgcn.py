@@ -38,7 +38,7 @@ from torch.nn import functional as F
 from .._progress import progress
 from ..errors import InputError
 from ..stages.subgraphs import subgraph_adjacency, two_hop_subgraphs
-from .checkpoint import check_config, load_checkpoint, load_state, save_checkpoint
+from .checkpoint import load_model, save_checkpoint
 from .lcenet import positive_int
 from .pairtrain import train_epochs
 from .train import seeded
@@ -232,8 +232,4 @@ def save_cgcn(model: CGCN, directory: str | os.PathLike, name: str, meta: dict[s
 
 def load_cgcn(directory: str | os.PathLike, name: str) -> tuple[CGCN, dict[str, Any]]:
     """Load a :class:`CGCN` checkpoint ``name`` (validated) and its training ``meta``."""
-    config, tensors, meta = load_checkpoint(directory, name, kind=KIND)
-    cfg = check_config(config, _CONFIG_SPEC, source=f"{directory}/{name}.json")
-    model = CGCN(**cfg)
-    load_state(model, tensors, source=f"{directory}/{name}.safetensors")
-    return model, meta
+    return load_model(directory, name, CGCN, kind=KIND, spec=_CONFIG_SPEC)

@@ -175,6 +175,21 @@ def check_config(
     return out
 
 
+def load_model(
+    directory: str | os.PathLike, name: str, cls: type[nn.Module], *, kind: str,
+    spec: Mapping[str, Any], defaults: Mapping[str, Any] | None = None,
+) -> tuple[nn.Module, dict[str, Any]]:
+    """Checkpoint ``name`` of ``directory`` as a new ``cls(**config)``: the config checked
+    against ``spec`` (``defaults`` fill keys of models saved before they existed), the
+    weights' names and shapes checked; returns ``(model, meta)``."""
+    config, tensors, meta = load_checkpoint(directory, name, kind=kind)
+    if defaults:
+        config = {**defaults, **config}
+    model = cls(**check_config(config, spec, source=f"{directory}/{name}.json"))
+    load_state(model, tensors, source=f"{directory}/{name}.safetensors")
+    return model, meta
+
+
 def load_state(model: nn.Module, tensors: Mapping[str, torch.Tensor], *, source: str) -> nn.Module:
     """Copy ``tensors`` into ``model`` after checking names and shapes (``InputError`` otherwise)."""
     own = model.state_dict()

@@ -33,7 +33,7 @@ from torch import nn
 
 from .._progress import progress
 from ..errors import InputError
-from .checkpoint import check_config, load_checkpoint, load_state, save_checkpoint
+from .checkpoint import load_model, save_checkpoint
 from .lcenet import (
     TokenEncoder,
     centred,
@@ -158,8 +158,4 @@ def save_chen(model: ChenNet, directory: str | os.PathLike, name: str,
 
 def load_chen(directory: str | os.PathLike, name: str) -> tuple[ChenNet, dict[str, Any]]:
     """Load a :class:`ChenNet` checkpoint ``name`` (validated) and its training ``meta``."""
-    config, tensors, meta = load_checkpoint(directory, name, kind=KIND)
-    cfg = check_config(config, _CONFIG_SPEC, source=f"{directory}/{name}.json")
-    model = ChenNet(**cfg)
-    load_state(model, tensors, source=f"{directory}/{name}.safetensors")
-    return model, meta
+    return load_model(directory, name, ChenNet, kind=KIND, spec=_CONFIG_SPEC)

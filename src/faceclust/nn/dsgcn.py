@@ -29,10 +29,8 @@ from ..errors import InputError, ParameterError
 from ..stages.proposals import Proposals
 from ..stages.subgraphs import proposal_graphs
 from .checkpoint import (
-    check_config,
     checkpoint_exists,
-    load_checkpoint,
-    load_state,
+    load_model,
     save_checkpoint,
 )
 from .layers import row_normalize, to_torch_sparse
@@ -228,12 +226,7 @@ def save_dsgcn(model: DSGCN, directory: str | os.PathLike, name: str, meta: dict
 
 def load_dsgcn(directory: str | os.PathLike, name: str) -> tuple[DSGCN, dict[str, Any]]:
     """Load GCN-D/S checkpoint ``name`` (validated) and its ``meta`` from ``directory``."""
-    config, tensors, meta = load_checkpoint(directory, name, kind=KIND)
-    source = f"{directory}/{name}.json"
-    cfg = check_config(config, _CONFIG_SPEC, source=source)
-    model = DSGCN(**cfg)
-    load_state(model, tensors, source=f"{directory}/{name}.safetensors")
-    return model, meta
+    return load_model(directory, name, DSGCN, kind=KIND, spec=_CONFIG_SPEC)
 
 
 def has_checkpoint(directory: str | os.PathLike, name: str) -> bool:

@@ -32,7 +32,7 @@ from torch import nn
 from .._progress import progress
 from ..errors import InputError, ParameterError
 from ..stages.confidence import candidate_mask, ignore_mask
-from .checkpoint import check_config, load_checkpoint, load_state, save_checkpoint
+from .checkpoint import load_model, save_checkpoint
 from .layers import GraphConv, row_normalize, to_torch_sparse
 from .train import Resume, SgdSchedule, seeded, train_steps
 
@@ -354,9 +354,4 @@ def save_gcn_e(model: GCNE, directory: str | os.PathLike, meta: dict[str, Any]) 
 
 def load_gcn_e(directory: str | os.PathLike) -> tuple[GCNE, dict[str, Any]]:
     """Load a GCN-E model (validated) and its training ``meta`` from ``directory``."""
-    config, tensors, meta = load_checkpoint(directory, CHECKPOINT_NAME, kind=KIND)
-    source = f"{directory}/{CHECKPOINT_NAME}.json"
-    cfg = check_config(config, _CONFIG_SPEC, source=source)
-    model = GCNE(**cfg)
-    load_state(model, tensors, source=f"{directory}/{CHECKPOINT_NAME}.safetensors")
-    return model, meta
+    return load_model(directory, CHECKPOINT_NAME, GCNE, kind=KIND, spec=_CONFIG_SPEC)

@@ -24,7 +24,7 @@ from .._validation import check_features, check_labels
 from ..errors import InputError, ParameterError
 from ..knn import KnnGraph, build_knn
 from ..stages.confidence import snbr_confidence
-from .checkpoint import check_config, load_checkpoint, load_state, save_checkpoint
+from .checkpoint import load_model, save_checkpoint
 from .layers import GraphConv, knn_adjacency, to_torch_sparse
 from .train import Resume, SgdSchedule, seeded, train_steps
 
@@ -199,12 +199,7 @@ def save_gcn_v(model: GCNV, directory: str | os.PathLike, meta: dict[str, Any]) 
 
 def load_gcn_v(directory: str | os.PathLike) -> tuple[GCNV, dict[str, Any]]:
     """Load a GCN-V model (validated) and its training ``meta`` from ``directory``."""
-    config, tensors, meta = load_checkpoint(directory, CHECKPOINT_NAME, kind=KIND)
-    source = f"{directory}/{CHECKPOINT_NAME}.json"
-    cfg = check_config(config, _CONFIG_SPEC, source=source)
-    model = GCNV(**cfg)
-    load_state(model, tensors, source=f"{directory}/{CHECKPOINT_NAME}.safetensors")
-    return model, meta
+    return load_model(directory, CHECKPOINT_NAME, GCNV, kind=KIND, spec=_CONFIG_SPEC)
 
 
 def normalize_rows(feat: np.ndarray) -> np.ndarray:

@@ -30,7 +30,7 @@ from torch import nn
 
 from .._progress import progress
 from ..errors import InputError, ParameterError
-from .checkpoint import check_config, load_checkpoint, load_state, save_checkpoint
+from .checkpoint import load_model, save_checkpoint
 
 __all__ = [
     "CHECKPOINT_NAME",
@@ -292,8 +292,4 @@ def save_lcenet(model: LCENet, directory: str | os.PathLike, meta: dict[str, Any
 
 def load_lcenet(directory: str | os.PathLike) -> tuple[LCENet, dict[str, Any]]:
     """Load an LCENet (validated) and its training ``meta`` from ``directory``."""
-    config, tensors, meta = load_checkpoint(directory, CHECKPOINT_NAME, kind=KIND)
-    cfg = check_config(config, _CONFIG_SPEC, source=f"{directory}/{CHECKPOINT_NAME}.json")
-    model = LCENet(**cfg)
-    load_state(model, tensors, source=f"{directory}/{CHECKPOINT_NAME}.safetensors")
-    return model, meta
+    return load_model(directory, CHECKPOINT_NAME, LCENet, kind=KIND, spec=_CONFIG_SPEC)

@@ -24,7 +24,7 @@ from torch import nn
 from .._progress import progress
 from ..errors import InputError, ParameterError
 from ..stages.subgraphs import PivotSubgraphs, pivot_subgraphs
-from .checkpoint import check_config, load_checkpoint, load_state, save_checkpoint
+from .checkpoint import load_model, save_checkpoint
 from .layers import GraphConv, row_normalize, to_torch_sparse
 from .train import Resume, SgdSchedule, seeded, train_steps
 
@@ -168,10 +168,6 @@ def save_lgcn(model: LGCN, directory: str | os.PathLike, meta: dict[str, Any]) -
 
 def load_lgcn(directory: str | os.PathLike) -> tuple[LGCN, dict[str, Any]]:
     """Load an L-GCN model (validated) and its training ``meta`` from ``directory``."""
-    config, tensors, meta = load_checkpoint(directory, CHECKPOINT_NAME, kind=KIND)
-    source = f"{directory}/{CHECKPOINT_NAME}.json"
-    config = {"sim_feature": False, **config}  # models saved before the option existed
-    cfg = check_config(config, _CONFIG_SPEC, source=source)
-    model = LGCN(**cfg)
-    load_state(model, tensors, source=f"{directory}/{CHECKPOINT_NAME}.safetensors")
-    return model, meta
+    # sim_feature: models saved before the option existed
+    return load_model(directory, CHECKPOINT_NAME, LGCN, kind=KIND, spec=_CONFIG_SPEC,
+                      defaults={"sim_feature": False})

@@ -21,7 +21,7 @@ from torch import nn
 
 from .._progress import progress
 from ..errors import InputError
-from .checkpoint import check_config, load_checkpoint, load_state, save_checkpoint
+from .checkpoint import load_model, save_checkpoint
 from .lcenet import (
     SplitProjection,
     TokenEncoder,
@@ -136,8 +136,4 @@ def save_pcenet(model: PCENet, directory: str | os.PathLike, name: str,
 
 def load_pcenet(directory: str | os.PathLike, name: str) -> tuple[PCENet, dict[str, Any]]:
     """Load a PCENet checkpoint ``name`` (validated) and its training ``meta``."""
-    config, tensors, meta = load_checkpoint(directory, name, kind=KIND)
-    cfg = check_config(config, _CONFIG_SPEC, source=f"{directory}/{name}.json")
-    model = PCENet(**cfg)
-    load_state(model, tensors, source=f"{directory}/{name}.safetensors")
-    return model, meta
+    return load_model(directory, name, PCENet, kind=KIND, spec=_CONFIG_SPEC)
