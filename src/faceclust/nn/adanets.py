@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 import os
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -149,6 +150,17 @@ def _seq_batch(x: np.ndarray, seq_ids: np.ndarray) -> tuple[torch.Tensor, torch.
     return torch.from_numpy(x[uniq]), torch.from_numpy(inv.reshape(seq.shape).astype(np.int64))
 
 
+def _shuffled_batches(rng: np.random.Generator, n: int, batch_size: int) -> Iterator[np.ndarray]:
+    """Row batches of ``batch_size`` from epochs of shuffled ``0..n-1``, endlessly (a batch
+    that crosses an epoch's end is completed from the next epoch's shuffle)."""
+    order: list[int] = []
+    while True:
+        if len(order) < batch_size:
+            order = order + rng.permutation(n).tolist()
+        rows, order = order[:batch_size], order[batch_size:]
+        yield np.asarray(rows, dtype=np.int64)
+
+
 def train_filter(
     features: np.ndarray, ss_ids: np.ndarray, target: np.ndarray, *, hidden_dim: int = 64,
     mlp_dim: int = 512, steps: int = 400, batch_size: int = 256, lr: float = 0.01,
@@ -173,16 +185,12 @@ def train_filter(
     _positive("batch_size", batch_size)
     sched = SgdSchedule(steps=steps, lr=lr, momentum=momentum, weight_decay=weight_decay,
                         decay="cosine", warmup=min(warmup, steps // 2), optimizer=optimizer)
-    rng = np.random.default_rng(seed)
-    order: list[int] = []
+    batches = _shuffled_batches(np.random.default_rng(seed), n, batch_size)
     with seeded(seed):
         model = AdaptiveFilter(x.shape[1], hidden_dim, mlp_dim, k)
 
         def loss_fn(_step: int) -> torch.Tensor:
-            nonlocal order
-            if len(order) < batch_size:  # epochs of shuffled nodes
-                order = order + rng.permutation(n).tolist()
-            rows, order = np.asarray(order[:batch_size]), order[batch_size:]
+            rows = next(batches)
             xb, seq = _seq_batch(x, ss_ids[rows])
             return relative_huber(model(xb, seq), torch.from_numpy(target[rows]))
 
@@ -317,16 +325,12 @@ def train_sim_filter(
     kt = torch.from_numpy(k_star)
     sched = SgdSchedule(steps=steps, lr=lr, weight_decay=weight_decay, decay="cosine",
                         warmup=min(warmup, steps // 2), optimizer="adam")
-    rng = np.random.default_rng(seed)
-    order: list[int] = []
+    batches = _shuffled_batches(np.random.default_rng(seed), n, batch_size)
     with seeded(seed):
         model = SimilarityFilter(seqs.shape[2], hidden_dim, mlp_dim, k)
 
         def loss_fn(_step: int) -> torch.Tensor:
-            nonlocal order
-            if len(order) < batch_size:
-                order = order + rng.permutation(n).tolist()
-            rows, order = torch.as_tensor(order[:batch_size]), order[batch_size:]
+            rows = torch.from_numpy(next(batches))
             return log_huber(model(seqs[rows]), kt[rows])
 
         log = train_steps(model, loss_fn, sched, desc="Ada-NETS filter train")
