@@ -105,3 +105,35 @@ def test_nsr_fc_ablations_train_and_cluster(tmp_path):
         cls.train(x, y, tmp_path / "bad", lce_params={"k": 5})
     with pytest.raises(InputError, match="dimension"):
         cls(model=str(tmp_path / "no-lce")).fit(xt[:, :8])
+
+
+def test_nsr_fc_stage4_reuses_its_split_graphs_and_trains_as_lce_pce(tmp_path, monkeypatch):
+    """Stage 4 is LCE-PCENet trained on the same people split with the same kNN size: NSR-FC
+    builds the two split graphs once (not again inside stage 4) and its LCENet / PCENet are
+    the ones ``lce-pce`` trains with the same parameters."""
+    from safetensors.numpy import load_file
+
+    import faceclust.methods._lcepce as lcepce
+    import faceclust.methods._nsrfc as nsrfc
+
+    torch.set_num_threads(1)
+    x, y = _people(8, 20, seed=0)
+    lp = {"epochs": 1, "pce_epochs": 1, "pce_pairs_per_epoch": 256}
+    calls = []
+
+    def counting(*a, **kw):
+        calls.append(kw.get("k"))
+        return build_knn(*a, **kw)
+
+    monkeypatch.setattr(nsrfc, "build_knn", counting)
+    monkeypatch.setattr(lcepce, "build_knn", counting)
+    get_method("nsr-fc").train(x, y, tmp_path / "nsr", seed=1, k=10, rerank=False,
+                               refine=False, transformer=False, lce_params=lp)
+    assert calls == [10, 10]  # train and validation people, once each
+    get_method("lce-pce").train(x, y, tmp_path / "lce", seed=1, k=10, **lp)
+    for name in ("lcenet", "pcenet"):
+        a = load_file(str(tmp_path / "nsr" / f"{name}.safetensors"))
+        b = load_file(str(tmp_path / "lce" / f"{name}.safetensors"))
+        assert a.keys() == b.keys()
+        for key in a:
+            np.testing.assert_array_equal(a[key], b[key])

@@ -184,6 +184,37 @@ def _check_x(x: np.ndarray | None, in_dim: int, directory: str, method: str) -> 
     return x
 
 
+def train_lce_pce_split(x: np.ndarray, y: np.ndarray, out_dir: str | os.PathLike,
+                        p: dict[str, Any], seed: int, split: tuple, t0: float) -> dict[str, Any]:
+    """:meth:`LcePce.train` after its checks, on a given ``split`` = ``(train idx, validation
+    idx, [train kNN, validation kNN])`` of at least ``max(k, pce_k)`` columns, so that NSR-FC
+    (whose stage 4 this is) reuses the graphs of its own identical split instead of building
+    them again."""
+    from ..nn.lcenet import save_lcenet
+    from ..nn.pairtrain import train_lcenet, train_pcenet
+    from ..nn.pcenet import save_pcenet
+
+    tr, va, (gt, gv) = split
+    lce, lmeta = train_lcenet(
+        x[tr], y[tr], gt.ids, (x[va], y[va], gv.ids), k=p["k"], width=p["width"],
+        depth=p["depth"], heads=p["heads"], ff_dim=p["ff_dim"], dropout=float(p["dropout"]),
+        head_dim=p["head_dim"], epochs=p["epochs"], batch_size=p["batch_size"],
+        lr=float(p["lr"]), weight_decay=float(p["weight_decay"]), seed=seed,
+        center=bool(p["center"]), nodes_per_epoch=p["nodes_per_epoch"],
+        val_nodes=p["val_nodes"],
+    )
+    pool, vpool = (_supplement(_top_pairs(g.ids, p["pool_k"]), g.ids, y[i], 1, seed)[:2]
+                   for g, i in ((gt, tr), (gv, va)))
+    pce, pmeta = train_pcenet(x[tr], y[tr], gt.ids, pool, (x[va], y[va], gv.ids, vpool),
+                              **_pair_kwargs(p, seed + 1))
+    pmeta["pool_k"] = p["pool_k"]
+    save_lcenet(lce, out_dir, lmeta)
+    save_pcenet(pce, out_dir, PCE_CKPT, pmeta)
+    return {"method": "lce-pce", "params": p, "seed": seed, "n": int(x.shape[0]),
+            "n_val": int(len(va)), "lcenet": lmeta, "pcenet": pmeta,
+            "seconds": round(time.perf_counter() - t0, 2)}
+
+
 @register("lce-pce")
 class LcePce(BaseClusterer):
     """LCE-PCENet: learned connectivity, density-ascending edges, PCENet verification.
@@ -254,35 +285,15 @@ class LcePce(BaseClusterer):
         :mod:`faceclust.nn.pairtrain`. Returns the parameters used, losses per
         epoch and seconds.
         """
-        from ..nn.lcenet import save_lcenet
-        from ..nn.pairtrain import train_lcenet, train_pcenet
-        from ..nn.pcenet import save_pcenet
-
         t0 = time.perf_counter()
         p = _params({n: v for n, v in locals().items() if n in LCE_PCE_TRAIN_DEFAULTS},
                     LCE_PCE_TRAIN_DEFAULTS, "train lce-pce")
         check_param("pool_k", p["pool_k"], int, 1)
         x = check_features(X, source="features")
         y = check_labels(labels, x.shape[0], source="labels")
-        tr, va, (gt, gv) = _split(x, y, p, seed, "train lce-pce")
-        lce, lmeta = train_lcenet(
-            x[tr], y[tr], gt.ids, (x[va], y[va], gv.ids), k=p["k"], width=p["width"],
-            depth=p["depth"], heads=p["heads"], ff_dim=p["ff_dim"], dropout=float(p["dropout"]),
-            head_dim=p["head_dim"], epochs=p["epochs"], batch_size=p["batch_size"],
-            lr=float(p["lr"]), weight_decay=float(p["weight_decay"]), seed=seed,
-            center=bool(p["center"]), nodes_per_epoch=p["nodes_per_epoch"],
-            val_nodes=p["val_nodes"],
-        )
-        pool, vpool = (_supplement(_top_pairs(g.ids, p["pool_k"]), g.ids, y[i], 1, seed)[:2]
-                       for g, i in ((gt, tr), (gv, va)))
-        pce, pmeta = train_pcenet(x[tr], y[tr], gt.ids, pool, (x[va], y[va], gv.ids, vpool),
-                                  **_pair_kwargs(p, seed + 1))
-        pmeta["pool_k"] = p["pool_k"]
-        save_lcenet(lce, out_dir, lmeta)
-        save_pcenet(pce, out_dir, PCE_CKPT, pmeta)
-        return {"method": "lce-pce", "params": p, "seed": seed, "n": int(x.shape[0]),
-                "n_val": int(len(va)), "lcenet": lmeta, "pcenet": pmeta,
-                "seconds": round(time.perf_counter() - t0, 2)}
+        return train_lce_pce_split(x, y, out_dir, p, seed, _split(x, y, p, seed, "train lce-pce"),
+                                   t0)
+
 
     def _fit(self, x: np.ndarray | None, knn: KnnGraph | None) -> np.ndarray:
         from ..nn.lcenet import load_lcenet, predict_connectivity
