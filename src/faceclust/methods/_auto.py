@@ -54,6 +54,7 @@ from ..adaptive import (
     set_attach,
     set_join,
     stranger_floor,
+    strangers_only,
 )
 from ..embeddings import VERIFY_ALPHA, KnownEmbedding
 from ..embeddings import known as known_embeddings
@@ -90,6 +91,7 @@ LINKAGE_PARAMETERS: dict[str, Constraint] = {
     "join_back": Param((int, float), 0.0, 1.0),
     "join_touch": Param((int, float), 0.0, 1.0),
     "small_floor": Param((int, float), 0.0, 1.0, lo_open=True, optional=True),
+    "stranger_check": Param(bool),
     "embedding": OneOf(("auto", None, *sorted(known_embeddings())),
                        text="'auto', None or a known model (" + ", ".join(
                            repr(m) for m in sorted(known_embeddings())) + ")"),
@@ -157,6 +159,13 @@ class AutoClusterer(BaseClusterer):
         person, nor one of a few people with many photos each, from an album of
         strangers, and keeps them apart too (measured in docs/degenerate.md,
         ``benchmarks/small_collections.py --real``).
+    stranger_check : bool
+        For collections of 5 to ``adaptive.SMALL_N`` faces of an embedding model
+        faceclust does not know: when the pairs show no same-person mode
+        (:func:`faceclust.adaptive.strangers_only`: no excess of close pairs over what
+        strangers give, and one hump of pairs centred on orthogonality), everyone is
+        their own cluster instead of the two-mode estimate, which invents a second mode
+        in an album of strangers. Needs the features; off under ``small_floor``.
     embedding : {"auto", None} or str
         The embedding model, for collections under ``adaptive.SMALL_N`` faces: a
         known model (``faceclust.embeddings.known()``, e.g. ``"dlib128"``, the
@@ -217,6 +226,7 @@ class AutoClusterer(BaseClusterer):
         join_back: float = 0.2,
         join_touch: float = 0.55,
         small_floor: float | None = None,
+        stranger_check: bool = True,
         embedding: str | None = "auto",
         centre: str | bool = "auto",
         sample: int = 20000,
@@ -234,6 +244,7 @@ class AutoClusterer(BaseClusterer):
         self.join_back = join_back
         self.join_touch = join_touch
         self.small_floor = small_floor
+        self.stranger_check = stranger_check
         self.embedding = embedding
         self.centre = centre
         self.sample = sample
@@ -308,6 +319,10 @@ class AutoClusterer(BaseClusterer):
         embedding model, whose verification cosine (raw features) is the threshold.
         """
         n = knn.n if knn is not None else x.shape[0]
+        # on the raw features: centring turns one person's photos into a hump facing away
+        strangers = (strangers_only(x) if self.stranger_check and self.small_floor is None
+                     and model is None and self.threshold is None and x is not None
+                     and MIN_N <= n < SMALL_N else None)
         with self._stage("knn"):
             if knn is not None:
                 if knn.k < min(self.k, n - 1):
@@ -387,6 +402,13 @@ class AutoClusterer(BaseClusterer):
                     if not floor < 1.0:
                         est.notes.append("no pair stands out from the rest: everyone alone "
                                          "(exact duplicates aside)")
+            elif strangers is not None and strangers[0]:
+                est.notes.append(
+                    f"small collection ({n} faces): no same-person mode ({strangers[1]}): "
+                    f"everyone alone, exact duplicates aside (the neighbour modes alone gave "
+                    f"{est.threshold:.4f}; name the model with embedding= or pass threshold=)")
+                floor = est.threshold = 1.0 - IDENTICAL_TOL
+                est.threshold_from = "no same-person mode in a small collection, see the note"
         set_attach(est, self.attach, self.attach_share, min(self.k_est, graph.k) - 1)
         if est.attach_threshold is not None and est.attach_threshold < floor:
             est.attach_threshold = float(floor) if np.isfinite(floor) else None

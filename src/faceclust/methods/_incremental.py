@@ -72,8 +72,8 @@ class IncrementalClusterer(BaseClusterer):
     join, join_slots, join_share, join_back, join_touch : float or None, float, ...
         ``auto``'s joining of the pieces of one person (see :class:`AutoClusterer`);
         used by ``fit`` and by :meth:`refine`'s re-clustering.
-    small_floor, embedding : float or None, {"auto", None} or str
-        ``auto``'s stranger floor and known-model verification cosine for
+    small_floor, stranger_check, embedding : float or None, bool, {"auto", None} or str
+        ``auto``'s stranger floor, no-same-person-mode check and known-model verification cosine for
         collections under 50 faces (see :class:`AutoClusterer`); the threshold
         they give stays until the collection has 50 faces.
     placement : {"average", "nearest"}
@@ -151,6 +151,7 @@ class IncrementalClusterer(BaseClusterer):
         join_back: float = 0.2,
         join_touch: float = 0.55,
         small_floor: float | None = None,
+        stranger_check: bool = True,
         embedding: str | None = "auto",
         placement: str = "average",
         reestimate: bool = True,
@@ -170,6 +171,7 @@ class IncrementalClusterer(BaseClusterer):
         self.join_back = join_back
         self.join_touch = join_touch
         self.small_floor = small_floor
+        self.stranger_check = stranger_check
         self.embedding = embedding
         self.placement = placement
         self.reestimate = reestimate
@@ -185,8 +187,8 @@ class IncrementalClusterer(BaseClusterer):
             k=self.k, k_est=self.k_est, alpha=self.alpha, threshold=self.threshold,
             attach=self.attach, attach_share=self.attach_share, join=self.join,
             join_slots=self.join_slots, join_share=self.join_share, join_back=self.join_back,
-            join_touch=self.join_touch, small_floor=self.small_floor, embedding=self.embedding,
-            seed=self.seed,
+            join_touch=self.join_touch, small_floor=self.small_floor,
+            stranger_check=self.stranger_check, embedding=self.embedding, seed=self.seed,
         )
         auto.fit(x, knn=knn)
         for name, sec in auto.stage_seconds_.items():
