@@ -137,3 +137,8 @@ def test_nsr_fc_stage4_reuses_its_split_graphs_and_trains_as_lce_pce(tmp_path, m
         assert a.keys() == b.keys()
         for key in a:
             np.testing.assert_array_equal(a[key], b[key])
+    # a PCENet reading more neighbours than NSR-FC's graphs hold: stage 4 builds its own
+    calls.clear()
+    get_method("nsr-fc").train(x, y, tmp_path / "nsr12", seed=1, k=10, rerank=False,
+                               refine=False, transformer=False, lce_params={**lp, "pce_k": 12})
+    assert calls == [10, 10, 12, 12]

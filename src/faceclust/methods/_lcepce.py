@@ -185,15 +185,24 @@ def _check_x(x: np.ndarray | None, in_dim: int, directory: str, method: str) -> 
 
 
 def train_lce_pce_split(x: np.ndarray, y: np.ndarray, out_dir: str | os.PathLike,
-                        p: dict[str, Any], seed: int, split: tuple, t0: float) -> dict[str, Any]:
-    """:meth:`LcePce.train` after its checks, on a given ``split`` = ``(train idx, validation
-    idx, [train kNN, validation kNN])`` of at least ``max(k, pce_k)`` columns, so that NSR-FC
-    (whose stage 4 this is) reuses the graphs of its own identical split instead of building
-    them again."""
+                        params: dict[str, Any], seed: int, split: tuple | None = None,
+                        t0: float | None = None) -> dict[str, Any]:
+    """:meth:`LcePce.train` on checked features ``x`` / labels ``y`` with training parameters
+    ``params`` (checked here). ``split`` = ``(train idx, validation idx, [train kNN,
+    validation kNN])`` of the same people split (``seed``, ``val_fraction``) is used when its
+    graphs have at least ``max(k, pce_k)`` columns, so that NSR-FC (whose stage 4 this is)
+    does not build the graphs of its own identical split again."""
     from ..nn.lcenet import save_lcenet
     from ..nn.pairtrain import train_lcenet, train_pcenet
     from ..nn.pcenet import save_pcenet
 
+    t0 = time.perf_counter() if t0 is None else t0
+    p = _params(params, LCE_PCE_TRAIN_DEFAULTS, "train lce-pce")
+    check_param("pool_k", p["pool_k"], int, 1)
+    need = max(int(p["k"]), int(p["pce_k"]))
+    if split is None or any(g.k < min(need, len(i) - 1)
+                            for g, i in zip(split[2], split[:2], strict=True)):
+        split = _split(x, y, p, seed, "train lce-pce")
     tr, va, (gt, gv) = split
     lce, lmeta = train_lcenet(
         x[tr], y[tr], gt.ids, (x[va], y[va], gv.ids), k=p["k"], width=p["width"],
@@ -291,8 +300,7 @@ class LcePce(BaseClusterer):
         check_param("pool_k", p["pool_k"], int, 1)
         x = check_features(X, source="features")
         y = check_labels(labels, x.shape[0], source="labels")
-        return train_lce_pce_split(x, y, out_dir, p, seed, _split(x, y, p, seed, "train lce-pce"),
-                                   t0)
+        return train_lce_pce_split(x, y, out_dir, p, seed, t0=t0)
 
 
     def _fit(self, x: np.ndarray | None, knn: KnnGraph | None) -> np.ndarray:

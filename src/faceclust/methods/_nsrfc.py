@@ -79,8 +79,7 @@ from ..stages.density import (
 from ..stages.refine import structure_space
 from ..stages.verify import verify_edges
 from ._base import BaseClusterer, Constraint, OneOf, Param, check_param, register
-from ._lcepce import LCE_PCE_TRAIN_DEFAULTS, LcePce, train_lce_pce_split
-from ._lcepce import _params as _lce_params
+from ._lcepce import LCE_PCE_TRAIN_DEFAULTS, train_lce_pce_split
 from ._modeldir import model_dir
 
 __all__ = ["ChenDpc", "NsrFc", "chen_dpc_labels"]
@@ -382,14 +381,10 @@ class NsrFc(BaseClusterer):
             out["stage_seconds"]["transformer"] = round(time.perf_counter() - t, 2)
         if lce:
             t = time.perf_counter()
-            lp = {**(lce_params or {}), "k": k, "val_fraction": val_fraction, "center": center}
-            if lp.get("pce_k", LCE_PCE_TRAIN_DEFAULTS["pce_k"]) <= k:
-                # the same people split (seed, val_fraction) and kNN size as above: reuse it
-                pp = _lce_params(lp, LCE_PCE_TRAIN_DEFAULTS, "train nsr-fc lce_params")
-                check_param("pool_k", pp["pool_k"], int, 1)
-                out["lce"] = train_lce_pce_split(x, y, out_dir, pp, seed, (tr, va, [gt, gv]), t)
-            else:
-                out["lce"] = LcePce.train(x, y, out_dir, seed=seed, **lp)
+            # the same people split (seed, val_fraction) and kNN size: its graphs are reused
+            out["lce"] = train_lce_pce_split(
+                x, y, out_dir, {**(lce_params or {}), "k": k, "val_fraction": val_fraction,
+                                "center": center}, seed, (tr, va, [gt, gv]), t)
             out["stage_seconds"]["lce"] = round(time.perf_counter() - t, 2)
         from .. import fsutil
 
