@@ -135,3 +135,42 @@ def test_proposals_from_labels_unique_select():
     assert [p.members(i).tolist() for i in range(len(p))] == [[1, 5]]
     q = Proposals.concat([p, Proposals(np.array([0, 2, 4]), np.array([5, 1, 0, 2]))]).unique()
     assert [sorted(q.members(i).tolist()) for i in range(len(q))] == [[1, 5], [0, 2]]
+
+
+def test_one_mean_search_per_setting_gives_each_k_its_own_search():
+    """generate_proposals searches the cluster means once (largest iteration-1 k) and cuts the
+    list for every k: the proposals equal those of one search per k, also where a mean is not
+    its own nearest (means are not unit vectors, so self may be missing from a short list)."""
+    from faceclust.knn import build_knn
+    from faceclust.stages.proposals import mean_knn
+
+    rng = np.random.default_rng(3)
+    c = rng.normal(size=(30, 16))
+    y = rng.integers(0, 30, size=300)
+    x = c[y] + 0.6 * rng.normal(size=(300, 16))
+    x = (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+    g = build_knn(x, k=10)
+    # tight clusters and mixed groups (short means) side by side
+    labels0 = np.where(rng.random(300) < 0.5, super_vertices(g.ids, g.sims, 0.5, 20),
+                       1000 + rng.integers(0, 60, size=300))
+    sims, ids = mean_knn(x, labels0, 4)
+    assert (ids[:, 0] != np.arange(len(ids))).any()  # some mean is not its own nearest
+    for k, sv_max in PRESETS["20"]["iter1"]:
+        own = iterative_proposals(x, labels0, k, sv_max, threshold=0.3)
+        cut = iterative_proposals(x, labels0, k, sv_max, threshold=0.3, knn=(sims, ids))
+        np.testing.assert_array_equal(own.ptr, cut.ptr)
+        np.testing.assert_array_equal(own.nodes, cut.nodes)
+
+
+def test_self_topk_ip_exact_then_ivf():
+    from faceclust.knn import search_topk, self_topk_ip
+
+    rng = np.random.default_rng(0)
+    m = (rng.normal(size=(3000, 16)) * rng.uniform(0.3, 1.0, size=(3000, 1))).astype(np.float32)
+    s_exact, i_exact = search_topk(m, m, 5)
+    s, i = self_topk_ip(m, 5)
+    np.testing.assert_array_equal(i, i_exact)
+    s, i = self_topk_ip(m, 5, exact_max=1000)  # IVF beyond exact_max (128 of 440 cells probed)
+    recall = np.mean([len(set(a) & set(b)) / 5 for a, b in zip(i, i_exact, strict=True)])
+    assert recall > 0.95
+    assert np.all(np.diff(s, axis=1) <= 1e-6)  # sorted, descending

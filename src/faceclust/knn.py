@@ -694,6 +694,22 @@ def _search_faiss(
     return ids, sims
 
 
+def self_topk_ip(x: np.ndarray, k: int, *, exact_max: int = _FLAT_MAX_N,
+                 seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Top-``k`` inner-product neighbours of the rows of ``x`` among themselves, rows taken as
+    they are (not normalised: e.g. cluster means): ``(sims, ids)``, sorted. Exact
+    (:func:`search_topk`) up to ``exact_max`` rows; beyond, faiss IVF with learn-to-cluster's
+    cells (``min(4096, 8 sqrt N)``, 128 probed), O(N^2 D) -> O(N^2 D 128 / nlist)."""
+    n = x.shape[0]
+    k = min(k, n)
+    if n <= exact_max:
+        return search_topk(x, x, k)
+    nlist = int(min(4096, max(1, 8 * round(np.sqrt(n)))))
+    params = {"nlist": nlist, "nprobe": min(128, nlist), "seed": seed}
+    ids, sims = _search_faiss(np.ascontiguousarray(x, dtype=np.float32), k, "ivf", params, False)
+    return sims, ids
+
+
 def search_topk(base: np.ndarray, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Exact top-``k`` inner-product neighbours of ``queries`` in ``base``: (sims, ids), sorted."""
     k = min(k, len(base))

@@ -42,6 +42,7 @@ __all__ = [
     "deoverlap",
     "generate_proposals",
     "iterative_proposals",
+    "mean_knn",
     "proposal_targets",
     "proposals_from_labels",
     "similarity_offset",
@@ -190,33 +191,51 @@ def proposals_from_labels(labels: np.ndarray, min_size: int = 1,
     return p.select(np.flatnonzero(keep))
 
 
-def iterative_proposals(
-    x: np.ndarray, labels0: np.ndarray, k: int, sv_max_size: int, *,
-    threshold: float = 0.4, step: float = 0.05, sv_min_size: int = 2, min_size: int = 3,
-    max_size: int = 500, normalize: bool = False,
-) -> Proposals:
-    """Iteration-1 proposals: super-vertex proposals over the iteration-0 clusters ``labels0``.
-
-    Each cluster of ``labels0`` (singletons included) is a node with the **mean** of its
-    members' features (not re-normalised, as the reference; ``normalize=True`` fixes
-    that); a kNN of ``k`` (self included) over them; :func:`super_vertices` with
-    ``threshold`` and ``sv_max_size``; groups of ``>= sv_min_size`` super-vertices
-    expanded to faces and kept when ``min_size <= faces <= max_size``.
-    """
+def mean_knn(x: np.ndarray, labels0: np.ndarray, k: int, *,
+             normalize: bool = False) -> tuple[np.ndarray, np.ndarray] | None:
+    """kNN of the iteration-0 clusters' **mean** features (``labels0`` relabelled 0..C-1,
+    singletons included; not re-normalised, as the reference, unless ``normalize``):
+    ``(sims, ids)`` ``[C, min(k, C)]`` in descending order (a mean need not be its own
+    nearest: means are not unit vectors); None when there are fewer than 2 clusters.
+    Inner products of the means (:func:`faceclust.knn.self_topk_ip`: exact up to 100,000
+    clusters, IVF beyond: the exact search over 151K means of a 584K set took 221 CPU-s)."""
     from ..graph import group_sums
-    from ..knn import search_topk
+    from ..knn import self_topk_ip
 
     labels0 = relabel(np.asarray(labels0))
     c = int(labels0.max()) + 1 if len(labels0) else 0
     if c < 2:
-        return Proposals(np.zeros(1, np.int64), np.zeros(0, np.int64))
+        return None
     sums = group_sums(np.asarray(x, dtype=np.float32), labels0, c)
     mean = (sums / np.bincount(labels0, minlength=c)[:, None]).astype(np.float32)
     if normalize:
         mean /= np.maximum(np.linalg.norm(mean, axis=1, keepdims=True), 1e-12)
-    kk = min(int(k), c)
-    sims, ids = search_topk(mean, mean, kk)
-    sims, ids = _self_first(np.asarray(ids, np.int64), np.asarray(sims, np.float32))
+    sims, ids = self_topk_ip(mean, int(k))
+    return np.asarray(sims, np.float32), np.asarray(ids, np.int64)
+
+
+def iterative_proposals(
+    x: np.ndarray, labels0: np.ndarray, k: int, sv_max_size: int, *,
+    threshold: float = 0.4, step: float = 0.05, sv_min_size: int = 2, min_size: int = 3,
+    max_size: int = 500, normalize: bool = False,
+    knn: tuple[np.ndarray, np.ndarray] | None = None,
+) -> Proposals:
+    """Iteration-1 proposals: super-vertex proposals over the iteration-0 clusters ``labels0``.
+
+    Each cluster of ``labels0`` (singletons included) is a node with the **mean** of its
+    members' features; a kNN of ``k`` (self included) over them (:func:`mean_knn`, or its
+    result ``knn`` for at least ``k`` neighbours, cut to ``k``: one search serves every
+    ``k`` of a preset); :func:`super_vertices` with ``threshold`` and ``sv_max_size``;
+    groups of ``>= sv_min_size`` super-vertices expanded to faces and kept when
+    ``min_size <= faces <= max_size``.
+    """
+    labels0 = relabel(np.asarray(labels0))
+    if knn is None:
+        knn = mean_knn(x, labels0, k, normalize=normalize)
+    if knn is None:
+        return Proposals(np.zeros(1, np.int64), np.zeros(0, np.int64))
+    # the top k of a longer sorted list are the top k; self goes first after the cut
+    sims, ids = _self_first(knn[1][:, : int(k)].copy(), knn[0][:, : int(k)].copy())
     sv = super_vertices(ids, sims, threshold, int(sv_max_size), step=step)
     sv_sizes = np.bincount(sv)
     sv = np.where(sv_sizes[sv] >= sv_min_size, sv, -1)
@@ -261,11 +280,14 @@ def generate_proposals(
             if kept:
                 parts.append(proposals_from_labels(labels0, min_size, max_size))
             bar.update(1)
+            # one search of the cluster means for every iteration-1 k of the setting
+            knn = (mean_knn(x, labels0, max(k1 for k1, _ in spec["iter1"]),
+                            normalize=normalize_iter1) if spec["iter1"] else None)
             for k1, sv_max in spec["iter1"]:
                 parts.append(iterative_proposals(
                     x, labels0, k1, sv_max, threshold=scaled(iter1_threshold, offset),
                     step=step, min_size=min_size, max_size=iter1_max_size,
-                    normalize=normalize_iter1))
+                    normalize=normalize_iter1, knn=knn))
                 bar.update(1)
     return Proposals.concat(parts).unique()
 
