@@ -698,16 +698,19 @@ def self_topk_ip(x: np.ndarray, k: int, *, exact_max: int = _FLAT_MAX_N,
                  seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Top-``k`` inner-product neighbours of the rows of ``x`` among themselves, rows taken as
     they are (not normalised: e.g. cluster means): ``(sims, ids)``, sorted. Exact
-    (:func:`search_topk`) up to ``exact_max`` rows; beyond, faiss IVF with learn-to-cluster's
-    cells (``min(4096, 8 sqrt N)``, 128 probed), O(N^2 D) -> O(N^2 D 128 / nlist)."""
+    (:func:`search_topk`) up to ``exact_max`` rows; beyond, the ``ivf-blas`` self-join with
+    its default cells and at least 32 probes. Measured on the 151,187 cluster means of
+    gcn-d's proposals on a 584K synthetic set (k = 3, 2,048 cells): recall 0.983 of the
+    exact lists in 19.6 CPU-s, against 221 CPU-s exact and 149 CPU-s for faiss IVF-Flat with
+    128 probes (recall 0.998)."""
     n = x.shape[0]
     k = min(k, n)
     if n <= exact_max:
         return search_topk(x, x, k)
-    nlist = int(min(4096, max(1, 8 * round(np.sqrt(n)))))
-    params = {"nlist": nlist, "nprobe": min(128, nlist), "seed": seed}
-    ids, sims = _search_faiss(np.ascontiguousarray(x, dtype=np.float32), k, "ivf", params, False)
-    return sims, ids
+    nlist, nprobe = ivf_blas_cells(n, None, None, k)
+    ids, sims = _search_ivf_blas(np.ascontiguousarray(x, dtype=np.float32), k, nlist,
+                                 min(nlist, max(32, nprobe)), seed, False)
+    return sims, ids.astype(np.int64)
 
 
 def search_topk(base: np.ndarray, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
