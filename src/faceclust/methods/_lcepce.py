@@ -295,13 +295,10 @@ class LcePce(BaseClusterer):
         epoch and seconds.
         """
         t0 = time.perf_counter()
-        p = _params({n: v for n, v in locals().items() if n in LCE_PCE_TRAIN_DEFAULTS},
-                    LCE_PCE_TRAIN_DEFAULTS, "train lce-pce")
-        check_param("pool_k", p["pool_k"], int, 1)
+        p = {n: v for n, v in locals().items() if n in LCE_PCE_TRAIN_DEFAULTS}
         x = check_features(X, source="features")
         y = check_labels(labels, x.shape[0], source="labels")
         return train_lce_pce_split(x, y, out_dir, p, seed, t0=t0)
-
 
     def _fit(self, x: np.ndarray | None, knn: KnnGraph | None) -> np.ndarray:
         from ..nn.lcenet import load_lcenet, predict_connectivity
