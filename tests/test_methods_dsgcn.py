@@ -109,3 +109,19 @@ def test_segment_cleans_only_the_proposals_of_predicted_iop_in_range():
     none = _segment(props, scores, np.ones(3, np.float32), seg, x, graph, True, (0.1, 0.9),
                     "random", np.random.default_rng(0), 1024, False)
     assert len(none[2]) == 0 and none[0] is props
+
+
+def test_lgcn_balanced_link_loss_is_the_mean_of_the_class_means():
+    torch = pytest.importorskip("torch")
+    from faceclust.nn.lgcn import link_loss
+
+    logits = torch.tensor([[0.2, 1.0], [1.5, -0.5], [0.0, 2.0], [0.3, 0.1], [1.0, 1.0]])
+    tgt = np.array([1, 0, 1, 1, 1])
+    per = torch.nn.functional.cross_entropy(logits, torch.from_numpy(tgt), reduction="none")
+    plain, bal = link_loss(logits, tgt), link_loss(logits, tgt, balanced=True)
+    assert float(plain) == pytest.approx(float(per.mean()), rel=1e-6)
+    want = 0.5 * (float(per[tgt == 1].mean()) + float(per[tgt == 0].mean()))
+    assert float(bal) == pytest.approx(want, rel=1e-6)
+    # one class absent: the mean over the present one
+    assert float(link_loss(logits[[0, 2]], tgt[[0, 2]], balanced=True)) == pytest.approx(
+        float(per[[0, 2]].mean()), rel=1e-6)
