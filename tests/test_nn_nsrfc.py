@@ -114,7 +114,6 @@ def test_nsr_fc_stage4_reuses_its_split_graphs_and_trains_as_lce_pce(tmp_path, m
     from safetensors.numpy import load_file
 
     import faceclust.methods._lcepce as lcepce
-    import faceclust.methods._nsrfc as nsrfc
 
     torch.set_num_threads(1)
     x, y = _people(8, 20, seed=0)
@@ -125,8 +124,7 @@ def test_nsr_fc_stage4_reuses_its_split_graphs_and_trains_as_lce_pce(tmp_path, m
         calls.append(kw.get("k"))
         return build_knn(*a, **kw)
 
-    monkeypatch.setattr(nsrfc, "build_knn", counting)
-    monkeypatch.setattr(lcepce, "build_knn", counting)
+    monkeypatch.setattr(lcepce, "build_knn", counting)  # split_graphs: every split's graphs
     get_method("nsr-fc").train(x, y, tmp_path / "nsr", seed=1, k=10, rerank=False,
                                refine=False, transformer=False, lce_params=lp)
     assert calls == [10, 10]  # train and validation people, once each

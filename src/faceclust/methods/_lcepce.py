@@ -83,14 +83,17 @@ def _params(params: dict[str, Any], defaults: dict[str, Any], what: str) -> dict
     return p
 
 
-def _split(x: np.ndarray, y: np.ndarray, p: dict[str, Any], seed: int, what: str):
-    """Training / validation people (by identity) and the kNN graph of each."""
-    tr, va = split_by_identity(y, float(p["val_fraction"]), seed=seed)
+def split_graphs(x: np.ndarray, y: np.ndarray, val_fraction: float, k: int, seed: int,
+                 what: str) -> tuple[np.ndarray, np.ndarray, list[KnnGraph]]:
+    """Training / validation people (by identity: ``val_fraction`` of them held out, drawn
+    with ``seed``) and the kNN graph (``k``, self included) of each side: the one split
+    lce-pce, fc-eser, chen-dpc and nsr-fc select their checkpoints on, so that nsr-fc can
+    hand its own to its LCE-PCENet stage."""
+    check_param("val_fraction", val_fraction, (int, float), 0.0, 1.0, lo_open=True, hi_open=True)
+    tr, va = split_by_identity(y, float(val_fraction), seed=seed)
     if len(tr) < 3 or len(va) < 3:
         raise InputError(f"{what}: too few samples to hold out validation people ({len(tr)}/{len(va)})")
-    k = max(int(p["k"]), int(p["pce_k"]))
-    graphs = [build_knn(x[i], k=min(k, len(i) - 1)) for i in (tr, va)]
-    return tr, va, graphs
+    return tr, va, [build_knn(x[i], k=min(k, len(i) - 1)) for i in (tr, va)]
 
 
 def _pair_kwargs(p: dict[str, Any], seed: int) -> dict[str, Any]:
@@ -202,7 +205,7 @@ def train_lce_pce_split(x: np.ndarray, y: np.ndarray, out_dir: str | os.PathLike
     need = max(int(p["k"]), int(p["pce_k"]))
     if split is None or any(g.k < min(need, len(i) - 1)
                             for g, i in zip(split[2], split[:2], strict=True)):
-        split = _split(x, y, p, seed, "train lce-pce")
+        split = split_graphs(x, y, p["val_fraction"], need, seed, "train lce-pce")
     tr, va, (gt, gv) = split
     lce, lmeta = train_lcenet(
         x[tr], y[tr], gt.ids, (x[va], y[va], gv.ids), k=p["k"], width=p["width"],
@@ -413,7 +416,8 @@ class FCESER(FCES):
                     FCESER_TRAIN_DEFAULTS, "train fc-eser")
         x = check_features(X, source="features")
         y = check_labels(labels, x.shape[0], source="labels")
-        tr, va, graphs = _split(x, y, p, seed, "train fc-eser")
+        tr, va, graphs = split_graphs(x, y, p["val_fraction"], max(int(p["k"]), int(p["pce_k"])),
+                                      seed, "train fc-eser")
         check_param("min_class_pairs", p["min_class_pairs"], int, 0)
         pools, added = [], []
         for g, idx in zip(graphs, (tr, va), strict=True):

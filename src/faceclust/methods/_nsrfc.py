@@ -64,8 +64,7 @@ import numpy as np
 from .._validation import check_features, check_labels
 from ..errors import InputError, ParameterError
 from ..graph import connected_components
-from ..knn import KnnGraph, build_knn
-from ..stages.confidence import split_by_identity
+from ..knn import KnnGraph
 from ..stages.density import (
     density_edges,
     dpc_links,
@@ -79,7 +78,7 @@ from ..stages.density import (
 from ..stages.refine import structure_space
 from ..stages.verify import verify_edges
 from ._base import BaseClusterer, Constraint, OneOf, Param, check_param, register
-from ._lcepce import LCE_PCE_TRAIN_DEFAULTS, train_lce_pce_split
+from ._lcepce import LCE_PCE_TRAIN_DEFAULTS, split_graphs, train_lce_pce_split
 from ._modeldir import model_dir
 
 __all__ = ["ChenDpc", "NsrFc", "chen_dpc_labels"]
@@ -124,14 +123,6 @@ def _pad_ids(graph: KnnGraph, k: int) -> tuple[np.ndarray, np.ndarray]:
     m = min(k, kk)
     ids[:, :m], sims[:, :m] = graph.ids[:, :m], graph.sims[:, :m]
     return ids, sims
-
-
-def _split_graphs(x, y, val_fraction, k, seed, what):
-    check_param("val_fraction", val_fraction, (int, float), 0.0, 1.0, lo_open=True, hi_open=True)
-    tr, va = split_by_identity(y, float(val_fraction), seed=seed)
-    if len(tr) < 3 or len(va) < 3:
-        raise InputError(f"{what}: too few samples to hold out validation people ({len(tr)}/{len(va)})")
-    return tr, va, [build_knn(x[i], k=min(k, len(i) - 1)) for i in (tr, va)]
 
 
 def _chen_kwargs(p: dict[str, Any], prefix: str, seed: int) -> dict[str, Any]:
@@ -217,7 +208,7 @@ class ChenDpc(BaseClusterer):
         p = {n: v for n, v in locals().items() if n in _CHEN_KEYS}
         x = check_features(X, source="features")
         y = check_labels(labels, x.shape[0], source="labels")
-        tr, va, (gt, gv) = _split_graphs(x, y, val_fraction, k, seed, "train chen-dpc")
+        tr, va, (gt, gv) = split_graphs(x, y, val_fraction, k, seed, "train chen-dpc")
         model, meta = train_chen(x[tr], y[tr], gt.ids, (x[va], y[va], gv.ids), k=k,
                                  **_chen_kwargs({**p, **{"center": center}}, "", seed))
         save_chen(model, out_dir, CHEN_CKPT, meta)
@@ -349,7 +340,7 @@ class NsrFc(BaseClusterer):
             raise ParameterError(f"lce_params: unknown or fixed parameter(s) {', '.join(bad)}")
         x = check_features(X, source="features")
         y = check_labels(labels, x.shape[0], source="labels")
-        tr, va, (gt, gv) = _split_graphs(x, y, val_fraction, k, seed, "train nsr-fc")
+        tr, va, (gt, gv) = split_graphs(x, y, val_fraction, k, seed, "train nsr-fc")
         out: dict[str, Any] = {"method": "nsr-fc", "params": p, "seed": seed,
                                "n": int(x.shape[0]), "n_val": int(len(va)), "stage_seconds": {}}
         xs = [x[tr], x[va]]
