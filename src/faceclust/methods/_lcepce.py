@@ -176,7 +176,9 @@ def _padded(graph: KnnGraph, k: int) -> tuple[np.ndarray, np.ndarray]:
     return ids, sims
 
 
-def _check_x(x: np.ndarray | None, in_dim: int, directory: str, method: str) -> np.ndarray:
+def check_model_input(x: np.ndarray | None, in_dim: int, directory: str,
+                      method: str) -> np.ndarray:
+    """``x`` if present and of the model's dimension (lce-pce, fc-eser, chen-dpc, nsr-fc)."""
     if x is None:
         raise InputError(f"{method}: features X are required (the networks read them)")
     if x.shape[1] != in_dim:
@@ -311,7 +313,7 @@ class LcePce(BaseClusterer):
         with self._stage("load"):
             lce, _ = load_lcenet(directory)
             pce, _ = load_pcenet(directory, PCE_CKPT)
-        x = _check_x(x, lce.in_dim, directory, self.method_name)
+        x = check_model_input(x, lce.in_dim, directory, self.method_name)
         if pce.in_dim != lce.in_dim:
             raise InputError(f"{directory}: LCENet and PCENet were trained on different dimensions")
         graph = self._knn(x, knn, min(max(lce.k, pce.k), x.shape[0] - 1))
@@ -445,7 +447,7 @@ class FCESER(FCES):
         directory = model_dir(self.model, self.method_name)
         with self._stage("load"):
             self._pce, meta = load_pcenet(directory, RECALL_CKPT)
-        _check_x(x, self._pce.in_dim, directory, self.method_name)
+        check_model_input(x, self._pce.in_dim, directory, self.method_name)
         if self.k is not None:
             return self.k
         k = int(meta.get("candidates", {}).get("k", 80))

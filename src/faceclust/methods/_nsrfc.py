@@ -78,7 +78,12 @@ from ..stages.density import (
 from ..stages.refine import structure_space
 from ..stages.verify import verify_edges
 from ._base import BaseClusterer, Constraint, OneOf, Param, check_param, register
-from ._lcepce import LCE_PCE_TRAIN_DEFAULTS, split_graphs, train_lce_pce_split
+from ._lcepce import (
+    LCE_PCE_TRAIN_DEFAULTS,
+    check_model_input,
+    split_graphs,
+    train_lce_pce_split,
+)
 from ._modeldir import model_dir
 
 __all__ = ["ChenDpc", "NsrFc", "chen_dpc_labels"]
@@ -104,15 +109,6 @@ def chen_dpc_labels(ids: np.ndarray, sim: np.ndarray, *, tau: float = 0.7,
     src, dst, _ = dpc_links(sids, t, rho, tau)
     labels = connected_components(src, dst, len(ids))
     return labels, {"links": int(len(src)), "peaks": int(len(ids) - len(src))}
-
-
-def _check_dim(x: np.ndarray | None, in_dim: int, directory: str, method: str) -> np.ndarray:
-    if x is None:
-        raise InputError(f"{method}: features X are required (the networks read them)")
-    if x.shape[1] != in_dim:
-        raise InputError(f"{method}: features have dimension {x.shape[1]} but the model in "
-                         f"{directory} was trained on dimension {in_dim}")
-    return x
 
 
 def _pad_ids(graph: KnnGraph, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -222,7 +218,7 @@ class ChenDpc(BaseClusterer):
         directory = model_dir(self.model, self.method_name)
         with self._stage("load"):
             net, _ = load_chen(directory, CHEN_CKPT)
-        x = _check_dim(x, net.in_dim, directory, self.method_name)
+        x = check_model_input(x, net.in_dim, directory, self.method_name)
         graph = self._knn(x, knn, min(net.k, x.shape[0] - 1))
         ids, _ = _pad_ids(graph, net.k)
         with self._stage("similarity"):
@@ -398,7 +394,7 @@ class NsrFc(BaseClusterer):
             stages, k, in_dim = cfg["stages"], int(cfg["k"]), int(cfg["in_dim"])
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise InputError(f"{path}: unreadable NSR-FC model record ({exc})") from None
-        x = _check_dim(x, in_dim, directory, self.method_name)
+        x = check_model_input(x, in_dim, directory, self.method_name)
         x = _l2(np.asarray(x, dtype=np.float32))
         graph = self._knn(x, knn, min(k, x.shape[0] - 1))
         ids, sims = _pad_ids(graph, k)
