@@ -8,9 +8,9 @@ What it runs (each CLI step as its own process, timed, peak RSS from ``wait4``):
    stage seconds are compared with;
 3. **default**: ``faceclust cluster WORK/PREFIX.npy --out WORK/default.meta`` (no flags), its
    per-stage seconds and peak memory parsed from its last lines;
-4. recall of the default's kNN graph on ``--recall-sample`` rows against exact search: the
-   ``ivf-blas`` rule is re-run for the sampled rows only (same cells and probes, so the same
-   neighbour lists without a second full join);
+4. recall of the default's kNN graph on ``--recall-sample`` rows against exact search:
+   ``faceclust knn WORK/PREFIX.npy --k 20 --recall-sample R`` builds the same graph (same index,
+   cells, probes, refinement and seed) in its own timed process and prints its steps;
 5. **fc-es** (unless ``--skip-fces``): ``faceclust knn WORK/PREFIX.npy --k 80 --out
    WORK/PREFIX_k80.npz --recall-sample R`` (the cached graph, reused when present) then
    ``faceclust cluster WORK/PREFIX.npy --knn WORK/PREFIX_k80.npz --method fc-es``;
@@ -113,30 +113,24 @@ def gemm_probe(seconds: float = 3.0) -> dict:
     return out
 
 
-def sampled_recall(x: np.ndarray, k: int, rows: np.ndarray) -> dict:
-    """Recall@k of the default graph (``build_knn(x, k)``) on ``rows``, re-running only those rows.
-
-    ``ivf-blas`` compares point q with point m exactly when m's own cell is one of q's
-    probed cells and keeps the best k by (similarity, smaller id); the same training,
-    cells and probes therefore give q's row of the full graph without a second join.
-    Below the ivf-blas size the default graph is exact (recall 1).
-    """
-    from knn_probe_recall import probe_recall
-
-    from faceclust import knn as K
-
-    index = K.auto_index(x.shape[0])
-    if index != "ivf-blas":
-        t0 = time.perf_counter()
-        K.exact_rows_topk(x, rows, k)
-        return {"index": index, "k": k, "recall": 1.0, "rows": len(rows),
-                "exact_s": round(time.perf_counter() - t0, 1)}
-    t0 = time.perf_counter()
-    nprobe = K.ivf_blas_cells(x.shape[0], k=k)[1]
-    r = probe_recall(x, k, [nprobe], rows)
-    return {"index": index, "k": k, "nlist": r["nlist"], "nprobe": nprobe, "rows": len(rows),
-            "recall": r["recall"][nprobe], "exact_s": r["exact_s"],
-            "seconds": round(time.perf_counter() - t0, 1)}
+def knn_run(fc: list[str], npy: Path, k: int, out: Path, sample: int, env: dict) -> dict:
+    """``faceclust knn NPY --k K --out OUT --recall-sample R`` as a timed process: seconds, peak,
+    recall on the sampled rows, and the steps and cells it printed (the default command builds
+    the same graph: same index, cells, probes and seed)."""
+    r = run_timed(fc + ["knn", str(npy), "--k", str(k), "--out", str(out),
+                        "--recall-sample", str(sample)], env)
+    line = r["stderr_tail"].strip().splitlines()[-1]
+    rec = re.search(r"recall@\d+ on \d+ rows = ([\d.]+)", r["stderr_tail"])
+    res = {"seconds": r["seconds"], "peak_rss_gb": r["peak_rss_gb"], "k": k, "rows": sample,
+           "recall": float(rec.group(1)) if rec else 1.0, "line": line}
+    for key in ("nlist", "nprobe", "refine"):
+        m = re.search(rf"\b{key} (\d+)", line)
+        if m:
+            res[key] = int(m.group(1))
+    m = re.search(r"steps (\{[^}]*\})", line)
+    if m:
+        res["steps"] = json.loads(m.group(1).replace("'", '"'))
+    return res
 
 
 def machine() -> dict:
@@ -211,13 +205,11 @@ def main() -> None:
     print(f"default: {r['seconds']:.1f} s, peak {r['peak_rss_gb']:.2f} GB, stages {secs}, "
           f"F {res['default']['metrics']}", flush=True)
 
-    x = np.load(npy, mmap_mode="r")
-    rows = np.sort(np.random.default_rng(0).choice(x.shape[0], min(a.recall_sample, x.shape[0]),
-                                                   replace=False))
-    k_default = min(20, x.shape[0] - 1)  # auto: max(k=10, k_est=20)
+    k_default = min(20, a.n - 1)  # auto: max(k=10, k_est=20)
     if a.recall_sample:
-        res["default"]["recall"] = sampled_recall(x, k_default, rows)
-        print(f"default graph recall@{k_default}: {res['default']['recall']}", flush=True)
+        res["default"]["recall"] = knn_run(fc, npy, k_default, work / f"{name}_k20.npz",
+                                           a.recall_sample, env)
+        print(f"default graph (k {k_default}): {res['default']['recall']}", flush=True)
 
     # 2. published FC-ES at k = 80 on a cached graph
     if not a.skip_fces:
@@ -225,12 +217,7 @@ def main() -> None:
         if graph.exists():
             res["fces_knn"] = {"cached": str(graph)}
         else:
-            r = run_timed(fc + ["knn", str(npy), "--k", str(min(80, a.n - 1)), "--out", str(graph),
-                                "--recall-sample", str(a.recall_sample)], env)
-            rec = re.search(r"recall@\d+ on \d+ rows = ([\d.]+)", r["stderr_tail"])
-            res["fces_knn"] = {"seconds": r["seconds"], "peak_rss_gb": r["peak_rss_gb"],
-                               "recall": float(rec.group(1)) if rec else None,
-                               "line": r["stderr_tail"].strip().splitlines()[-1]}
+            res["fces_knn"] = knn_run(fc, npy, min(80, a.n - 1), graph, a.recall_sample, env)
             print(f"fc-es kNN: {res['fces_knn']}", flush=True)
         out_fces = work / f"{name}_fces.meta"
         out_fces.unlink(missing_ok=True)
@@ -270,19 +257,29 @@ def doc_rows(res: dict) -> list[str]:
         rows.append(f"| {n:,} fc-es (k 80, cached graph) | {f['with_knn_s']} | {kn.get('seconds', 'cached')} | "
                     f"{other} | {max(f['peak_rss_gb'], kn.get('peak_rss_gb', 0.0)):.2f} | {kn.get('recall')} | "
                     f"{f['metrics']['pairwise_f']} | {f['metrics']['bcubed_f']} | {load} |")
-    # fraction of the hardware limit: the kNN's useful GEMM work at the probed GFLOP/s
+    # fraction of the hardware limit: the kNN's GEMM work at the probed GFLOP/s
     rec = d.get("recall", {})
     gf = res["gemm"].get("fp32_numpy_join")
-    if rec.get("nprobe") and gf:
-        pairs = n * n * rec["nprobe"] / rec["nlist"]  # compared pairs of the join (uniform cells)
-        assign = n * rec["nlist"]
-        limit = 2.0 * res["dim"] * (pairs + assign) / (gf * 1e9)
-        knn_s = d["stages_s"].get("knn")
-        if knn_s:
-            rows.append("")
-            rows.append(f"Hardware limit of the default kNN: {pairs:.3g} pair products + cell assignment "
-                        f"at the probed {gf} GFLOP/s (fp32 sgemm, same run) = {limit:.0f} s; measured "
-                        f"{knn_s:.0f} s, i.e. {limit / knn_s:.2f} of the limit.")
+    knn_s = d["stages_s"].get("knn")
+    if rec.get("nprobe") and gf and knn_s:
+        # products: cell assignment (N x nlist), join (N x nprobe cells of N / nlist points, as if
+        # cells were equal), refinement (at most N x 9 x 10 per pass)
+        prods = {"assign": n * rec["nlist"], "join": n * n * rec["nprobe"] / rec["nlist"],
+                 "refine": n * 90 * rec.get("refine", 0)}
+        limit = {key: 2.0 * res["dim"] * v / (gf * 1e9) for key, v in prods.items()}
+        steps = rec.get("steps", {})
+        measured = {"assign": steps.get("train", 0) + steps.get("assign", 0),
+                    "join": steps.get("group", 0) + steps.get("join", 0) + steps.get("sort", 0),
+                    "refine": steps.get("refine", 0)}
+        rows.append("")
+        rows.append("| kNN step | GEMM products | limit s at " f"{gf} GFLOP/s | measured s "
+                    "(`faceclust knn`, same graph) | fraction of the limit |")
+        rows.append("|---|---:|---:|---:|---:|")
+        for key in prods:
+            frac = limit[key] / measured[key] if measured[key] else float("nan")
+            rows.append(f"| {key} | {prods[key]:.3g} | {limit[key]:.1f} | {measured[key]:.1f} | {frac:.2f} |")
+        total = sum(limit.values())
+        rows.append(f"| whole kNN stage of the default run | | {total:.1f} | {knn_s:.1f} | {total / knn_s:.2f} |")
     return rows
 
 

@@ -216,19 +216,22 @@ def test_ivf_blas_tiny_inputs_are_exact_and_report_steps(n):
     x = unit_rows(np.random.default_rng(n).normal(size=(n, 8)))
     graph = build_knn(x, k=min(3, n - 1), index="ivf-blas")
     assert np.array_equal(graph.ids, build_knn(x, k=min(3, n - 1), index="numpy").ids)
-    assert set(graph.meta["steps"]) == {"train", "assign", "group", "join", "sort"}
+    assert set(graph.meta["steps"]) == {"train", "assign", "group", "join", "sort", "refine"}
 
 
 def test_ivf_blas_default_probes_depend_on_k():
-    from faceclust.knn import ivf_blas_cells
+    from faceclust.knn import ivf_blas_cells, ivf_blas_refine
 
-    # k = 80 (fc-es): unchanged; k <= 32 (the default method's 20): fewer probes
+    # k = 80 (fc-es): unchanged; k <= 32 (the default method's 20): fewer probes, refined
     assert ivf_blas_cells(584013, k=80) == (4096, 32)
     assert ivf_blas_cells(5206761, k=80) == (8192, 64)
-    assert ivf_blas_cells(5206761, k=20) == (8192, 16)
-    assert ivf_blas_cells(584013, k=20) == (4096, 8)
-    assert ivf_blas_cells(584013, k=32) == (4096, 8) and ivf_blas_cells(584013, k=33) == (4096, 32)
+    assert ivf_blas_cells(5206761, k=20) == (8192, 4)
+    assert ivf_blas_cells(584013, k=20) == (4096, 2)
+    assert ivf_blas_cells(584013, k=32) == (4096, 2) and ivf_blas_cells(584013, k=33) == (4096, 32)
     assert ivf_blas_cells(584013, nprobe=7, k=20) == (4096, 7)  # a given value wins
+    assert (ivf_blas_refine(20), ivf_blas_refine(80), ivf_blas_refine(20, 0)) == (2, 0, 0)
+    with pytest.raises(ParameterError, match="refine"):
+        ivf_blas_refine(20, -1)
 
 
 def test_exact_rows_topk_matches_search_topk():
@@ -240,3 +243,72 @@ def test_exact_rows_topk_matches_search_topk():
     got = exact_rows_topk(x, rows, 15, block=700)  # several database blocks
     assert np.array_equal(got[:, 0], rows)  # self first
     np.testing.assert_array_equal(got, ids)
+
+
+def test_heap_keeps_one_entry_per_point_with_its_best_score_in_any_order():
+    """A pair scored twice (both of its cells, or a refinement pass) stays one neighbour."""
+    from faceclust.knn import _merge_topk
+
+    offers = [(4, 0.5), (2, 0.9), (4, 0.7), (6, 0.6), (2, 0.8), (8, 0.1)]
+    for perm in ([0, 1, 2, 3, 4, 5], [5, 4, 3, 2, 1, 0], [2, 0, 4, 1, 5, 3]):
+        ts = np.full((1, 3), -np.inf, np.float32)
+        ti = np.full((1, 3), -1, np.int32)
+        cols = np.array([offers[p][0] for p in perm])
+        sims = np.array([[offers[p][1] for p in perm]], np.float32)
+        _merge_topk(ts, ti, np.array([0]), sims, cols)
+        got = sorted(zip(ti[0].tolist(), ts[0].tolist(), strict=True))
+        assert got == [(2, pytest.approx(0.9)), (4, pytest.approx(0.7)), (6, pytest.approx(0.6))]
+
+
+def _ivf_pieces(x, nlist, nprobe):
+    from faceclust.knn import ivf_assign, ivf_train
+
+    probe = ivf_assign(x, ivf_train(x, nlist, 0), nprobe)
+    return probe, probe[:, 0]
+
+
+def test_ivf_blas_both_ways_compares_a_pair_when_either_probes_the_other():
+    """With ``both_ways`` the join is exact top-k over pairs (p, q) where q's cell is one of
+    p's probes or p's cell one of q's; one way, only the first (IVF-Flat's rule)."""
+    from faceclust.knn import _sort_rows_desc, ivf_group, ivf_join_cells, new_topk
+
+    x = unit_rows(np.random.default_rng(3).normal(size=(600, 8)))
+    probe, own = _ivf_pieces(x, 12, 3)
+    s = x @ x.T
+    probes_q = (own[None, :, None] == probe[:, None, :]).any(axis=2)  # q's cell in p's probes
+    for both in (False, True):
+        allowed = probes_q | probes_q.T if both else probes_q
+        top_s, top_i = new_topk(600, 7, 600)
+        ivf_join_cells(x, ivf_group(probe, 12), range(12), top_s, top_i, both_ways=both)
+        _sort_rows_desc(top_s, top_i)
+        want = np.sort(np.where(allowed, s, -np.inf), axis=1)[:, ::-1][:, :7]
+        np.testing.assert_allclose(top_s, want, atol=1e-5)
+        assert all(len(set(r)) == 7 for r in top_i.tolist())  # no point twice
+    assert (probes_q | probes_q.T).sum() > probes_q.sum()  # the test exercises both rules
+
+
+def test_refine_pass_scores_neighbours_of_neighbours():
+    """One pass: each point's list is the exact top-k over its list and its first m
+    neighbours' first m neighbours."""
+    from faceclust.knn import refine_knn
+
+    rng = np.random.default_rng(4)
+    x = unit_rows(rng.normal(size=(400, 6)))
+    s = x @ x.T
+    k, m = 6, 4
+    ids = np.stack([np.concatenate([[i], rng.choice(np.delete(np.arange(400), i), k - 1,
+                                                     replace=False)]) for i in range(400)])
+    sims = np.take_along_axis(s, ids, axis=1).astype(np.float32)
+    o = np.argsort(-sims, axis=1, kind="stable")
+    ids, sims = np.take_along_axis(ids, o, axis=1), np.take_along_axis(sims, o, axis=1)
+    want = []
+    for i in range(400):
+        cand = set(ids[i].tolist()) | {int(c) for j in ids[i, :m] for c in ids[j, :m]}
+        c = np.array(sorted(cand))
+        want.append(np.sort(s[i, c])[::-1][:k])
+    top_s, top_i = sims.copy(), ids.astype(np.int32)
+    refine_knn(x, top_s, top_i, passes=1, m=m)
+    np.testing.assert_allclose(top_s, np.array(want), atol=1e-5)
+    assert np.array_equal(top_i[:, 0], np.arange(400))
+    assert (top_s.sum(axis=1) >= sims.sum(axis=1) - 1e-5).all()
+    assert all(len(set(r)) == k for r in top_i.tolist())

@@ -56,11 +56,13 @@ from .knn import (
     build_knn,
     ivf_assign,
     ivf_blas_cells,
+    ivf_blas_refine,
     ivf_group,
     ivf_join_cells,
     ivf_train,
     merge_partial_topk,
     new_topk,
+    refine_knn,
     sort_topk,
 )
 from .stages.cluster_ops import attach_moves
@@ -239,7 +241,7 @@ def _join_task(
         + [other[other_start[c] : other_start[c + 1]] for c in cells]
     ))
     top_s, top_i = new_topk(len(touched), k, x.shape[0])
-    ivf_join_cells(x, groups, cells, top_s, top_i, local=touched)
+    ivf_join_cells(x, groups, cells, top_s, top_i, local=touched, both_ways=True)
     return touched, top_s, top_i
 
 
@@ -287,6 +289,7 @@ def build_knn_ray(
     nprobe: int | None = None,
     seed: int = 0,
     pieces: int | None = None,
+    refine: int | None = None,
 ) -> KnnGraph:
     """:func:`faceclust.knn.build_knn` on Ray workers: the same graph (``flat``, ``ivf-blas``).
 
@@ -324,7 +327,7 @@ def build_knn_ray(
         n_pieces = len(blocks)
     else:
         nlist, nprobe = ivf_blas_cells(n, nlist, nprobe, k)
-        params.update(nlist=nlist, nprobe=nprobe, seed=seed)
+        params.update(nlist=nlist, nprobe=nprobe, seed=seed, refine=ivf_blas_refine(k, refine))
         t0 = time.perf_counter()
         centroids = ivf_train(x, nlist, seed)
         steps["train"] = time.perf_counter() - t0
@@ -347,14 +350,19 @@ def build_knn_ray(
         for touched, s, i in _as_completed([task.remote(x_ref, g_ref, c, k) for c in cells]):
             merge_partial_topk(top_s, top_i, touched, s, i)
             partial_rows += len(touched)
+        members = groups[0]
         del g_ref, groups
         steps["join+merge"] = time.perf_counter() - t0
         n_pieces = len(cells)
         params["partial_rows_per_point"] = round(partial_rows / n, 3)
     t0 = time.perf_counter()
     sort_topk(top_s, top_i)
-    graph = KnnGraph.from_search(top_i, top_s)
     steps["sort"] = time.perf_counter() - t0
+    if params.get("refine"):  # neighbours of neighbours, here as on one machine
+        t0 = time.perf_counter()
+        refine_knn(x, top_s, top_i, passes=params["refine"], order=members)
+        steps["refine"] = time.perf_counter() - t0
+    graph = KnnGraph.from_search(top_i, top_s)
     meta = {**params, "seconds": time.perf_counter() - t_all,
             "steps": {name: round(sec, 3) for name, sec in steps.items()},
             "ray": {"workers": pool.workers, "pieces": n_pieces}}

@@ -335,6 +335,7 @@ def build_knn(
     cache_dir: str | os.PathLike | None = None,
     progress_bar: bool | None = None,
     seed: int = 0,
+    refine: int | None = None,
 ) -> KnnGraph:
     """Cosine kNN graph (self first) of L2-normalised ``features [N, D]``.
 
@@ -346,12 +347,14 @@ def build_knn(
         ``"flat"`` exact faiss inner-product search; ``"ivf"`` faiss IVF-Flat
         (``nlist`` cells, ``nprobe`` probed; defaults ``min(4096, 8*round(sqrt N))``
         and ``min(128, nlist)`` as in learn-to-cluster); ``"ivf-blas"`` the same
-        cells searched as a self-join with BLAS (:func:`_search_ivf_blas`: every
-        point against the members of its ``nprobe`` nearest cells, cell by cell as
-        matrix products; defaults: ``nlist`` the power of two nearest
-        ``5.4 sqrt(N)``, at most 8192, and ``nprobe = max(16, nlist // 128)``,
-        recall@80 0.96 at 584K in about a third of IVF's time; ``max(8, nlist // 512)``
-        for k <= 32, see :func:`ivf_blas_cells`); ``"hnsw"`` faiss HNSW
+        cells searched as a self-join with BLAS (:func:`_search_ivf_blas`: two
+        points are compared when either one's ``nprobe`` nearest cells hold the
+        other, cell by cell as matrix products; defaults: ``nlist`` the power of
+        two nearest ``5.4 sqrt(N)``, at most 8192, and ``nprobe = max(16, nlist //
+        128)``, recall@80 0.96 at 584K in about a third of IVF's time; for k <= 32
+        ``max(2, nlist // 2048)`` and two ``refine`` passes of neighbours of
+        neighbours, see :func:`ivf_blas_cells` and :func:`ivf_blas_refine`);
+        ``"hnsw"`` faiss HNSW
         (``hnsw_m`` links, ``ef_construction``, ``ef_search`` default
         ``max(2k, 128)``); ``"numpy"`` exact blocked matmul; ``"auto"`` numpy for
         N <= 4096, flat up to 100,000 points (exact costs O(N^2 D): about 1.5 min
@@ -359,6 +362,9 @@ def build_knn(
     cache_dir:
         If given, the graph is stored there under a key made of a content hash of
         the features and every parameter, and re-used on the next identical call.
+    refine:
+        ``ivf-blas`` only: passes of :func:`refine_knn` after the join (default
+        :func:`ivf_blas_refine`: 2 for k <= 32, 0 above).
     """
     if index not in INDEX_KINDS:
         raise ParameterError(f"index must be one of {', '.join(INDEX_KINDS)}, got {index!r}")
@@ -375,7 +381,7 @@ def build_knn(
         params.update(nlist=nlist, nprobe=nprobe, seed=seed)
     elif index == "ivf-blas":
         nlist, nprobe = ivf_blas_cells(n, nlist, nprobe, k)
-        params.update(nlist=nlist, nprobe=nprobe, seed=seed)
+        params.update(nlist=nlist, nprobe=nprobe, seed=seed, refine=ivf_blas_refine(k, refine))
     elif index == "hnsw":
         ef_search = int(ef_search or max(2 * k, 128))
         params.update(hnsw_m=hnsw_m, ef_construction=ef_construction, ef_search=ef_search)
@@ -393,7 +399,8 @@ def build_knn(
         ids, sims = _search_numpy(x, k)
     elif index == "ivf-blas":
         ids, sims = _search_ivf_blas(
-            x, k, params["nlist"], params["nprobe"], seed, progress_bar, steps
+            x, k, params["nlist"], params["nprobe"], seed, progress_bar, steps,
+            refine=params["refine"],
         )
     else:
         ids, sims = _search_faiss(x, k, index, params, progress_bar)
@@ -421,6 +428,8 @@ def _search_numpy(x: np.ndarray, k: int, block: int = 1024) -> tuple[np.ndarray,
     return ids, sims
 
 
+_REFINE_M = 10  # neighbours whose neighbours a refinement pass scores (m**2 candidates)
+_REFINE_BLOCK = 256  # points per thread task in a refinement pass
 _SMALL_K = 32  # k up to this many (the default method's 20): fewer probed cells
 
 
@@ -431,49 +440,66 @@ def ivf_blas_cells(
 
     Defaults: ``nlist`` the power of two nearest ``5.4 sqrt(N)`` (at most 8192, and at
     most N / 20 so k-means has 20 points per cell); ``nprobe = max(16, nlist // 128)``
-    for k > 32 (recall@80 0.958 at 584K) and ``max(8, nlist // 512)`` for k <= 32 (the
-    default method's k = 20): a point's first 20 neighbours are mostly its own person's
-    photos, in few cells. At 584K (4096 cells) recall@20 was 0.981 with 4 probes and
-    0.987 with 8 against 0.958 for recall@80 with 32
-    (``benchmarks/results/knn_probe_sweep_part1.json``); the join does a quarter of the
-    products and the cell assignment keeps fewer probes.
+    for k > 32 (recall@80 0.958 at 584K) and ``max(2, nlist // 2048)`` for k <= 32 (the
+    default method's k = 20), whose graph is then refined (:func:`ivf_blas_refine`): a
+    point's first 20 neighbours are mostly its own person's photos, in few cells, and
+    the ones the probes miss are mostly its neighbours' neighbours. recall@20 on 2,000
+    rows: 0.987 at 584K (2 of 4096 cells + 2 passes; 8 cells without refinement gave
+    the same 0.987), 0.962 at 5.21M (4 of 8192 + 2 passes; 16 cells without: 0.883).
     """
     if nlist is None:
         nlist = int(min(8192, max(1, 2 ** round(np.log2(5.4 * np.sqrt(n))))))
     nlist = int(max(1, min(nlist, n // _IVF_TRAIN_PER_CELL)))
     if nprobe is None:
-        nprobe = max(16, nlist // 128) if k > _SMALL_K else max(8, nlist // 512)
+        nprobe = max(16, nlist // 128) if k > _SMALL_K else max(2, nlist // 2048)
     return nlist, int(min(nprobe, nlist))
+
+
+def ivf_blas_refine(k: int, refine: int | None = None) -> int:
+    """Refinement passes (:func:`refine_knn`) after the ``ivf-blas`` join: 2 for k <= 32, else 0.
+
+    For k = 80 (FC-ES) the last neighbours are far points at cosine about 0.3 that a
+    neighbour's first neighbours do not contain; its probe count is kept instead.
+    """
+    if refine is None:
+        return 2 if k <= _SMALL_K else 0
+    if refine < 0:
+        raise ParameterError(f"refine must be >= 0 passes, got {refine}")
+    return int(refine)
 
 
 def _search_ivf_blas(
     x: np.ndarray, k: int, nlist: int, nprobe: int, seed: int, progress_bar: bool | None,
-    steps: dict | None = None, max_cells: int | None = None,
+    steps: dict | None = None, max_cells: int | None = None, *, refine: int = 0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Approximate kNN of every point among all points: an IVF self-join done with BLAS.
 
     faiss's IVF scans each query's cells one distance at a time; when the
     queries are the database itself they can be grouped instead. Spherical
     k-means (faiss) cuts the points into ``nlist`` cells and finds each
-    point's ``nprobe`` nearest cells. Then, cell by cell, all points probing
-    the cell are compared with its members in one matrix product, and a
-    compiled kernel merges each row into the point's running top-k (a
-    min-heap). Each point's own cell goes first, so most later candidates
-    fail the heap's threshold test at once. Which pairs get compared is
-    exactly IVF-Flat's rule (query-side probes), so recall matches IVF with
-    the same cells and ``nprobe``; the cost is ``N * nprobe / nlist`` of
-    exact search, at BLAS speed. Memory: the features, ``[N, k]`` results,
-    ``[N, nprobe]`` cell ids and an int64 ``[N, nprobe - 1]`` grouping of the
-    other probes (12 GB in all at 5.2M x 256, ``benchmarks/results/notes.md``).
+    point's ``nprobe`` nearest cells. Then, cell by cell, all points probing the cell are compared with
+    its members in one matrix product, and a compiled kernel merges each
+    score into **both** points' running top-k (min-heaps): p and q are
+    compared when q's cell is one of p's probes or p's cell one of q's, a
+    superset of IVF-Flat's rule at the cost of a second heap test per score
+    (at 5.21M, 8 of 8192 cells: recall@20 0.902 against 0.883 for IVF's rule
+    with 16). Each point's own cell goes first, so most later candidates
+    fail the heap's threshold test at once. The cost is ``N * nprobe /
+    nlist`` of exact search, at BLAS speed. Then ``refine`` passes of
+    :func:`refine_knn` (neighbours of neighbours; 0.902 -> 0.972 -> 0.981
+    there, about 30 s a pass). Memory: the features, ``[N, k]`` results,
+    ``[N, nprobe]`` cell ids and an int64 ``[N, nprobe - 1]`` grouping of
+    the other probes.
 
     The steps are separate functions (:func:`ivf_train`, :func:`ivf_assign`,
-    :func:`ivf_group`, :func:`ivf_join_cells`) so that :mod:`faceclust.distributed`
-    runs the very same kernels on groups of cells on other machines; the heap
-    keeps the top k by (similarity, then smaller id), so the result does not
-    depend on the order in which cells are joined or partial lists merged.
+    :func:`ivf_group`, :func:`ivf_join_cells`, :func:`refine_knn`) so that
+    :mod:`faceclust.distributed` runs the very same kernels on groups of cells
+    on other machines; the heap keeps the top k by (similarity, then smaller
+    id), one entry per point, so the result does not depend on the order in
+    which cells are joined or partial lists merged.
 
     ``steps`` (a dict) receives the seconds of each step (train, assign, group,
-    join, sort). ``max_cells`` joins only the first that many cells of each
+    join, sort, refine). ``max_cells`` joins only the first that many cells of each
     pass -- an incomplete graph, for timing the join at sizes where the whole
     run is too long (``benchmarks/knn_scale_profile.py``).
     """
@@ -488,17 +514,20 @@ def _search_ivf_blas(
     t0 = time.perf_counter()
     groups = ivf_group(probe, nlist)
     del probe
-    top_s = np.full((n, k), -np.inf, dtype=np.float32)
-    top_i = np.full((n, k), -1, dtype=_id_dtype(n))
+    top_s, top_i = new_topk(n, k, n)
     steps["group"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     n_cells = nlist if max_cells is None else min(nlist, max_cells)
     with progress(total=2 * n_cells, desc="kNN ivf-blas", enabled=progress_bar, unit="cell") as bar:
-        ivf_join_cells(x, groups, range(n_cells), top_s, top_i, bar=bar)
+        ivf_join_cells(x, groups, range(n_cells), top_s, top_i, bar=bar, both_ways=True)
     steps["join"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     _sort_rows_desc(top_s, top_i)
     steps["sort"] = time.perf_counter() - t0
+    if refine:
+        t0 = time.perf_counter()
+        refine_knn(x, top_s, top_i, passes=refine, order=groups[0])
+        steps["refine"] = time.perf_counter() - t0
     return top_i, top_s
 
 
@@ -562,14 +591,16 @@ def ivf_group(probe: np.ndarray, nlist: int) -> tuple[np.ndarray, ...]:
 
 def ivf_join_cells(
     x: np.ndarray, groups: tuple[np.ndarray, ...], cells, top_s: np.ndarray, top_i: np.ndarray,
-    *, local: np.ndarray | None = None, bar=None,
+    *, local: np.ndarray | None = None, bar=None, both_ways: bool = False,
 ) -> None:
     """Join the given ``cells``: their members against themselves, then against their probers.
 
     The per-group kernel of ``ivf-blas`` (one machine: all cells; a Ray worker:
     one group). Each comparison is merged into the heaps ``top_s / top_i``;
     when they hold only some points, ``local`` lists those points' ids in
-    ascending order (heap row r is point ``local[r]``).
+    ascending order (heap row r is point ``local[r]``). ``both_ways``: a
+    prober's score also goes to the member's heap, so points p and q are
+    compared when either probes the other's cell.
     """
     members, member_start, other, other_start = groups
     for pass_ in (0, 1):
@@ -580,18 +611,19 @@ def ivf_join_cells(
                 xm = x[mem]
                 sims = (xm if pass_ == 0 else x[rows]) @ xm.T
                 heap_rows = rows if local is None else np.searchsorted(local, rows)
-                _merge_topk(top_s, top_i, heap_rows, sims, mem)
+                if both_ways and pass_ == 1:
+                    heap_mem = mem if local is None else np.searchsorted(local, mem)
+                    _merge_topk_both(top_s, top_i, heap_rows, rows, sims, heap_mem, mem)
+                else:
+                    _merge_topk(top_s, top_i, heap_rows, sims, mem)
             if bar is not None:
                 bar.update()
 
 
 @njit(cache=True, inline="always")
-def _heap_push(hs, hi, val, idx):  # pragma: no cover - compiled
-    """Offer ``(val, idx)`` to a min-heap of the k best by (similarity desc, id asc)."""
+def _sift_down(hs, hi, pos, val, idx):  # pragma: no cover - compiled
+    """Put ``(val, idx)`` at ``pos`` of a min-heap and sift it down to its place."""
     k = hs.shape[0]
-    if val < hs[0] or (val == hs[0] and hi[0] >= 0 and idx >= hi[0]):
-        return
-    pos = 0
     while True:
         child = 2 * pos + 1
         if child >= k:
@@ -607,6 +639,24 @@ def _heap_push(hs, hi, val, idx):  # pragma: no cover - compiled
         pos = child
     hs[pos] = val
     hi[pos] = idx
+
+
+@njit(cache=True, inline="always")
+def _heap_push(hs, hi, val, idx):  # pragma: no cover - compiled
+    """Offer ``(val, idx)`` to a min-heap of the k best by (similarity desc, id asc).
+
+    A point already in the heap keeps the larger of its two similarities (the
+    same pair can be scored twice: by both of its points' cells, or by a
+    refinement pass), so the kept set does not depend on the order of offers.
+    """
+    if val < hs[0] or (val == hs[0] and hi[0] >= 0 and idx >= hi[0]):
+        return
+    for p in range(hs.shape[0]):
+        if hi[p] == idx:
+            if val > hs[p]:
+                _sift_down(hs, hi, p, val, idx)
+            return
+    _sift_down(hs, hi, 0, val, idx)
 
 
 @njit(cache=True)
@@ -628,6 +678,23 @@ def _merge_topk(top_s, top_i, rows, sims, cols):  # pragma: no cover - compiled
 
 
 @njit(cache=True)
+def _merge_topk_both(top_s, top_i, rows, row_ids, sims, cols, col_ids):  # pragma: no cover
+    """:func:`_merge_topk` both ways: ``sims[r, j]`` goes to heap ``rows[r]`` as point
+    ``col_ids[j]`` and to heap ``cols[j]`` as point ``row_ids[r]``."""
+    for r in range(len(rows)):
+        hs = top_s[rows[r]]
+        hi = top_i[rows[r]]
+        rid = row_ids[r]
+        for j in range(sims.shape[1]):
+            val = sims[r, j]
+            if val >= hs[0]:
+                _heap_push(hs, hi, val, col_ids[j])
+            c = cols[j]
+            if val >= top_s[c, 0]:
+                _heap_push(top_s[c], top_i[c], val, rid)
+
+
+@njit(cache=True)
 def merge_partial_topk(top_s, top_i, rows, part_s, part_i):  # pragma: no cover - compiled
     """Merge partial top-k lists ``(part_s[r], part_i[r])`` of points ``rows[r]`` into the heaps."""
     for r in range(len(rows)):
@@ -637,6 +704,87 @@ def merge_partial_topk(top_s, top_i, rows, part_s, part_i):  # pragma: no cover 
         for j in range(part_s.shape[1]):
             if part_i[r, j] >= 0 and part_s[r, j] >= hs[0]:
                 _heap_push(hs, hi, part_s[r, j], part_i[r, j])
+
+
+def refine_knn(
+    x: np.ndarray, top_s: np.ndarray, top_i: np.ndarray, *, passes: int = 1, m: int = _REFINE_M,
+    order: np.ndarray | None = None,
+) -> None:
+    """Improve sorted kNN lists ``(top_s, top_i)`` in place with neighbours of neighbours.
+
+    Each pass scores every point against the first ``m`` neighbours of its
+    first ``m`` neighbours and keeps the k best of old and new (NN-descent's
+    local join, one-sided): a neighbour the first search missed is usually a
+    neighbour's neighbour, because the first neighbours are mostly the same
+    person's photos. A pass costs about ``m**2`` products per point, a small
+    fraction of probing more cells; the lists only get better. ``order``: the
+    order to visit points in (points sharing candidates close together, e.g.
+    by cell), default the row order. Rows stay sorted.
+    """
+    n, k = top_i.shape
+    m = max(1, min(m, k))
+    order = np.arange(n, dtype=np.int64) if order is None else np.asarray(order, dtype=np.int64)
+    xa = np.asarray(x, dtype=np.float32)
+    for _ in range(passes):
+        nbr = np.ascontiguousarray(top_i[:, :m])
+        _reverse_rows(top_s, top_i)  # ascending rows are min-heaps
+        _refine_pass(xa, top_s, top_i, nbr, order, _REFINE_BLOCK)
+        _sort_rows_desc(top_s, top_i)
+
+
+@njit(parallel=True, cache=True)
+def _reverse_rows(top_s, top_i):  # pragma: no cover - compiled
+    k = top_s.shape[1]
+    for q in prange(top_s.shape[0]):
+        for j in range(k // 2):
+            a, b = top_s[q, j], top_i[q, j]
+            top_s[q, j], top_i[q, j] = top_s[q, k - 1 - j], top_i[q, k - 1 - j]
+            top_s[q, k - 1 - j], top_i[q, k - 1 - j] = a, b
+
+
+@njit(parallel=True, cache=True, fastmath=True)
+def _refine_pass(x, top_s, top_i, nbr, order, block):  # pragma: no cover - compiled
+    """Offer each point its neighbours' neighbours: one NN-descent style pass.
+
+    ``nbr[i]`` are point i's current best neighbours (a snapshot, read only);
+    point ``i`` is scored against every ``nbr[j]`` of each ``j`` in ``nbr[i]``
+    (each candidate once) and the scores go into its heap. Points are taken in
+    ``order`` (by cell: their candidates' rows are then mostly in cache),
+    ``block`` at a time per thread; a thread writes only its own points' heaps.
+    """
+    n = len(order)
+    m = nbr.shape[1]
+    d = x.shape[1]
+    for b in prange((n + block - 1) // block):
+        cand = np.empty(m * m, dtype=np.int64)
+        for t in range(b * block, min(n, (b + 1) * block)):
+            i = order[t]
+            cnt = 0
+            for a in range(m):
+                j = nbr[i, a]
+                if j < 0 or j == i:
+                    continue
+                for c in range(m):
+                    l2 = nbr[j, c]
+                    if l2 >= 0 and l2 != i:
+                        cand[cnt] = l2
+                        cnt += 1
+            cs = np.sort(cand[:cnt])
+            hs = top_s[i]
+            hi = top_i[i]
+            xi = x[i]
+            prev = -1
+            for u in range(cnt):
+                l2 = cs[u]
+                if l2 == prev:
+                    continue
+                prev = l2
+                xl = x[l2]
+                acc = np.float32(0.0)
+                for e in range(d):
+                    acc += xi[e] * xl[e]
+                if acc >= hs[0]:
+                    _heap_push(hs, hi, acc, l2)
 
 
 @njit(parallel=True, cache=True)

@@ -157,8 +157,12 @@ def knn_cmd(features, k, index, dim, nlist, nprobe, hnsw_m, ef_search, recall_sa
     index = str(graph.meta.get("index", index))
     msg = f"kNN ({index}) N={graph.n} k={graph.k} in {secs:.1f} s"
     if pool is not None:
-        msg += (f" on Ray ({pool.workers} workers, start-up {pool.init_seconds:.1f} s, "
-                f"steps {graph.meta['steps']})")
+        msg += f" on Ray ({pool.workers} workers, start-up {pool.init_seconds:.1f} s)"
+    cells = {key: graph.meta[key] for key in ("nlist", "nprobe", "refine") if key in graph.meta}
+    if cells:
+        msg += " (" + ", ".join(f"{key} {v}" for key, v in cells.items()) + ")"
+    if "steps" in graph.meta:
+        msg += f", steps {graph.meta['steps']}"
     if index in ("ivf", "ivf-blas", "hnsw") and recall_sample > 0:
         msg += f"; recall@{graph.k} on {min(recall_sample, graph.n)} rows = "
         msg += f"{knn_recall(graph, x, sample=recall_sample):.4f}"
