@@ -42,6 +42,18 @@ def test_knn_writes_learn_to_cluster_format(data):
     assert (np.diff(arr[:, 1, :], axis=1) >= -1e-6).all()  # ascending distance
 
 
+def test_knn_ivf_blas_reports_cells_steps_and_refinement(data):
+    for extra, passes in (([], 2), (["--refine", "0"], 0)):
+        out = data / f"g{passes}.npz"
+        res = run("knn", str(data / "x.npy"), "--k", "5", "--index", "ivf-blas", "--nlist", "4",
+                  "--nprobe", "2", *extra, "--out", str(out))
+        assert res.exit_code == 0, res.output
+        assert f"(nlist 4, nprobe 2, refine {passes}), steps {{'train'" in res.output
+        assert ("'refine'" in res.output) == (passes > 0)
+        with np.load(out) as z:
+            assert (z["data"][:, 0, 0] == np.arange(100)).all()
+
+
 def test_cluster_then_eval_json(data):
     out = data / "pred.meta"
     res = run("cluster", str(data / "x.npy"), "--method", "knn-cc", "--set", "k=8",

@@ -222,12 +222,13 @@ def test_ivf_blas_tiny_inputs_are_exact_and_report_steps(n):
 def test_ivf_blas_default_probes_depend_on_k():
     from faceclust.knn import ivf_blas_cells, ivf_blas_refine
 
-    # k = 80 (fc-es): unchanged; k <= 32 (the default method's 20): fewer probes, refined
-    assert ivf_blas_cells(584013, k=80) == (4096, 32)
-    assert ivf_blas_cells(5206761, k=80) == (8192, 64)
+    # k = 80 (fc-es): at least 16 probes; k <= 32 (the default method's 20): fewer, refined
+    assert ivf_blas_cells(584013, k=80) == (4096, 16)
+    assert ivf_blas_cells(5206761, k=80) == (8192, 32)
+    assert ivf_blas_cells(120000, k=80) == (2048, 16)
     assert ivf_blas_cells(5206761, k=20) == (8192, 4)
     assert ivf_blas_cells(584013, k=20) == (4096, 2)
-    assert ivf_blas_cells(584013, k=32) == (4096, 2) and ivf_blas_cells(584013, k=33) == (4096, 32)
+    assert ivf_blas_cells(584013, k=32) == (4096, 2) and ivf_blas_cells(584013, k=33) == (4096, 16)
     assert ivf_blas_cells(584013, nprobe=7, k=20) == (4096, 7)  # a given value wins
     assert (ivf_blas_refine(20), ivf_blas_refine(80), ivf_blas_refine(20, 0)) == (2, 0, 0)
     with pytest.raises(ParameterError, match="refine"):
