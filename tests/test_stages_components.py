@@ -14,6 +14,7 @@ from faceclust.stages.components import (
     component_groups,
     link_edges,
     link_group,
+    link_threaded,
     pack_largest_first,
     threshold_edges,
 )
@@ -77,6 +78,19 @@ def test_linkage_per_component_group_equals_whole(data, use_x, n_groups):
     ])
     assert np.array_equal(got, whole)
     assert 1 < len(np.unique(whole)) < graph.n  # something merged, not everything
+
+
+@pytest.mark.parametrize("use_x", [True, False])
+def test_threaded_linkage_equals_whole(data, use_x, monkeypatch):
+    import faceclust.stages.components as comp
+
+    x, graph = data
+    src, dst, w = threshold_edges(graph, 10, 0.7)
+    xx = x if use_x else None
+    whole = link_edges(xx, graph.n, src, dst, w, 0.7)
+    monkeypatch.setattr(comp, "_THREADED_MIN_EDGES", 0)  # thread even this small graph
+    for threads in (1, 2, 3):
+        assert np.array_equal(link_threaded(xx, graph.n, src, dst, w, 0.7, threads=threads), whole)
 
 
 @pytest.mark.parametrize("use_x", [True, False])

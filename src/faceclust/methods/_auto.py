@@ -63,7 +63,7 @@ from ..errors import ParameterError
 from ..graph import connected_components
 from ..knn import KnnGraph, build_knn
 from ..stages.cluster_ops import attach_moves
-from ..stages.components import apply_moves, attach_inputs, link_edges, threshold_edges
+from ..stages.components import apply_moves, attach_inputs, link_threaded, threshold_edges
 from ..stages.join import join_clusters
 from ._base import IDENTICAL_TOL, BaseClusterer, Constraint, OneOf, Param, register
 
@@ -274,7 +274,7 @@ class AutoClusterer(BaseClusterer):
         with self._stage("select"):
             src, dst, w = self._select(graph, est)
         with self._stage("partition"):
-            link = ex.link if ex else link_edges
+            link = ex.link if ex else link_threaded
             labels = link(x, graph.n, src, dst, w, est.threshold)
         if est.join_threshold is not None:  # one pass: it reads the whole partition
             with self._stage("join"):

@@ -11,6 +11,7 @@ block of rows on Ray workers, with the same labels.
 
 * :func:`threshold_edges` -- the edges that may join clusters;
 * :func:`link_edges` -- average linkage along them (any union of components);
+  :func:`link_threaded` the same per group of components on a few threads;
 * :func:`component_groups` -- the components packed largest first into groups,
   with each group's points and edges in local ids; :func:`combine_group_labels`
   puts the groups' labels back together;
@@ -21,13 +22,16 @@ block of rows on Ray workers, with the same labels.
 from __future__ import annotations
 
 import heapq
+import os
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
+from .._progress import progress
 from ..graph import relabel
 from ..knn import KnnGraph
 from .cluster_ops import average_linkage
@@ -41,6 +45,7 @@ __all__ = [
     "component_groups",
     "link_edges",
     "link_group",
+    "link_threaded",
     "pack_largest_first",
     "threshold_edges",
 ]
@@ -55,7 +60,7 @@ def threshold_edges(
 
 def link_edges(
     x: np.ndarray | None, n: int, src: np.ndarray, dst: np.ndarray, w: np.ndarray,
-    threshold: float,
+    threshold: float, *, progress_bar: bool | None = None,
 ) -> np.ndarray:
     """Average linkage of ``n`` points along edges ``src -- dst`` (sims ``w``); contiguous labels.
 
@@ -65,8 +70,38 @@ def link_edges(
     connected components of the edges (renumbered in ascending order) alone.
     """
     if x is not None:
-        return centroid_average_linkage(x, src, dst, w, threshold)
-    return average_linkage(src, dst, w, n, threshold, unobserved="skip")
+        return centroid_average_linkage(x, src, dst, w, threshold, progress_bar=progress_bar)
+    return average_linkage(src, dst, w, n, threshold, unobserved="skip", progress_bar=progress_bar)
+
+
+_THREADED_MIN_EDGES = 200_000  # fewer edges: one call, no threads
+_GROUPS_PER_THREAD = 4  # component groups per thread (the largest-first packing evens them out)
+
+
+def link_threaded(
+    x: np.ndarray | None, n: int, src: np.ndarray, dst: np.ndarray, w: np.ndarray,
+    threshold: float, *, threads: int | None = None,
+) -> np.ndarray:
+    """:func:`link_edges` per group of connected components on ``threads`` threads (default:
+    all cores); the same labels.
+
+    The linkage is rounds of numpy array operations, most of which release the GIL,
+    so groups of components run side by side: at 584K (16,257 components) 11.8 ->
+    6.6 s on 2 cores with 8 groups. Below 200,000 edges, or with one thread, one call.
+    """
+    threads = int(threads or os.cpu_count() or 1)
+    if threads < 2 or len(src) < _THREADED_MIN_EDGES:
+        return link_edges(x, n, src, dst, w, threshold)
+    groups, _ = component_groups(src, dst, n, _GROUPS_PER_THREAD * threads)
+    with progress(total=len(groups), desc="auto: average linkage", unit="group") as bar, \
+            ThreadPoolExecutor(threads) as pool:
+
+        def one(g: ComponentGroup) -> tuple[np.ndarray, np.ndarray]:
+            labels = link_group(x, g.points, g.src, g.dst, w[g.edges], threshold)
+            bar.update()
+            return g.points, labels
+
+        return combine_group_labels(n, pool.map(one, groups))
 
 
 def pack_largest_first(costs: np.ndarray, bins: int) -> np.ndarray:
@@ -145,8 +180,9 @@ def link_group(
     x: np.ndarray | None, points: np.ndarray, src: np.ndarray, dst: np.ndarray, w: np.ndarray,
     threshold: float,
 ) -> np.ndarray:
-    """:func:`link_edges` on one :class:`ComponentGroup` (rows ``x[points]``, local edges)."""
-    return link_edges(None if x is None else x[points], len(points), src, dst, w, threshold)
+    """:func:`link_edges` on one :class:`ComponentGroup` (rows ``x[points]``, local edges), quietly."""
+    return link_edges(None if x is None else x[points], len(points), src, dst, w, threshold,
+                      progress_bar=False)
 
 
 def combine_group_labels(
