@@ -117,6 +117,7 @@ def knn_run(fc: list[str], npy: Path, k: int, out: Path, sample: int, env: dict)
     """``faceclust knn NPY --k K --out OUT --recall-sample R`` as a timed process: seconds, peak,
     recall on the sampled rows, and the steps and cells it printed (the default command builds
     the same graph: same index, cells, probes and seed)."""
+    out.unlink(missing_ok=True)  # this benchmark's own file in WORK, rebuilt each run
     r = run_timed(fc + ["knn", str(npy), "--k", str(k), "--out", str(out),
                         "--recall-sample", str(sample)], env)
     line = r["stderr_tail"].strip().splitlines()[-1]

@@ -241,7 +241,7 @@ def _join_task(
         + [other[other_start[c] : other_start[c + 1]] for c in cells]
     ))
     top_s, top_i = new_topk(len(touched), k, x.shape[0])
-    ivf_join_cells(x, groups, cells, top_s, top_i, local=touched, both_ways=True)
+    ivf_join_cells(x, groups, cells, top_s, top_i, local=touched)
     return touched, top_s, top_i
 
 

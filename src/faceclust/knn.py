@@ -478,19 +478,19 @@ def _search_ivf_blas(
     faiss's IVF scans each query's cells one distance at a time; when the
     queries are the database itself they can be grouped instead. Spherical
     k-means (faiss) cuts the points into ``nlist`` cells and finds each
-    point's ``nprobe`` nearest cells. Then, cell by cell, all points probing the cell are compared with
-    its members in one matrix product, and a compiled kernel merges each
-    score into **both** points' running top-k (min-heaps): p and q are
-    compared when q's cell is one of p's probes or p's cell one of q's, a
-    superset of IVF-Flat's rule at the cost of a second heap test per score
-    (at 5.21M, 8 of 8192 cells: recall@20 0.902 against 0.883 for IVF's rule
-    with 16). Each point's own cell goes first, so most later candidates
-    fail the heap's threshold test at once. The cost is ``N * nprobe /
-    nlist`` of exact search, at BLAS speed. Then ``refine`` passes of
-    :func:`refine_knn` (neighbours of neighbours; 0.902 -> 0.972 -> 0.981
-    there, about 30 s a pass). Memory: the features, ``[N, k]`` results,
-    ``[N, nprobe]`` cell ids and an int64 ``[N, nprobe - 1]`` grouping of
-    the other probes.
+    point's ``nprobe`` nearest cells. Then, cell by cell, all points probing
+    the cell are compared with its members in one matrix product, and a
+    compiled kernel merges each score into **both** points' running top-k
+    (min-heaps): p and q are compared when q's cell is one of p's probes or
+    p's cell one of q's, a superset of IVF-Flat's rule at the cost of a
+    second heap test per score (at 5.21M, 8 of 8192 cells: recall@20 0.902
+    against 0.883 for IVF's rule with 16). Each point's own cell goes first,
+    so most later candidates fail the heap's threshold test at once. The cost
+    is ``N * nprobe / nlist`` of exact search, at BLAS speed. Then ``refine``
+    passes of :func:`refine_knn` (neighbours of neighbours; 0.902 -> 0.972 ->
+    0.981 there, about 30 s a pass). Memory: the features, ``[N, k]``
+    results, ``[N, nprobe]`` cell ids and an int64 ``[N, nprobe - 1]``
+    grouping of the other probes.
 
     The steps are separate functions (:func:`ivf_train`, :func:`ivf_assign`,
     :func:`ivf_group`, :func:`ivf_join_cells`, :func:`refine_knn`) so that
@@ -520,7 +520,7 @@ def _search_ivf_blas(
     t0 = time.perf_counter()
     n_cells = nlist if max_cells is None else min(nlist, max_cells)
     with progress(total=2 * n_cells, desc="kNN ivf-blas", enabled=progress_bar, unit="cell") as bar:
-        ivf_join_cells(x, groups, range(n_cells), top_s, top_i, bar=bar, both_ways=True)
+        ivf_join_cells(x, groups, range(n_cells), top_s, top_i, bar=bar)
     steps["join"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     _sort_rows_desc(top_s, top_i)
@@ -592,16 +592,16 @@ def ivf_group(probe: np.ndarray, nlist: int) -> tuple[np.ndarray, ...]:
 
 def ivf_join_cells(
     x: np.ndarray, groups: tuple[np.ndarray, ...], cells, top_s: np.ndarray, top_i: np.ndarray,
-    *, local: np.ndarray | None = None, bar=None, both_ways: bool = False,
+    *, local: np.ndarray | None = None, bar=None, both_ways: bool = True,
 ) -> None:
     """Join the given ``cells``: their members against themselves, then against their probers.
 
     The per-group kernel of ``ivf-blas`` (one machine: all cells; a Ray worker:
     one group). Each comparison is merged into the heaps ``top_s / top_i``;
     when they hold only some points, ``local`` lists those points' ids in
-    ascending order (heap row r is point ``local[r]``). ``both_ways``: a
-    prober's score also goes to the member's heap, so points p and q are
-    compared when either probes the other's cell.
+    ascending order (heap row r is point ``local[r]``). ``both_ways`` (the
+    default): a prober's score also goes to the member's heap, so points p and
+    q are compared when either probes the other's cell; off, IVF-Flat's rule.
     """
     members, member_start, other, other_start = groups
     for pass_ in (0, 1):
