@@ -1,13 +1,15 @@
-"""Recall@k of the default ``ivf-blas`` graph for several probe counts, from one cell assignment.
+"""Recall@k of IVF's probe rule on the ``ivf-blas`` cells for several probe counts, one assignment.
 
     python benchmarks/knn_probe_recall.py FEATURES.npy [--k 20] [--probes 8,16,24,32,48,64]
         [--rows 2000] [--seed 0] [--out benchmarks/results/knn_probe_recall_NAME.json]
 
-``ivf-blas`` compares a query q with a point m exactly when m's own (nearest) cell is one
-of q's ``nprobe`` nearest cells; faiss returns the cells nearest first, so one assignment
+IVF-Flat's rule compares a query q with a point m exactly when m's own (nearest) cell is
+one of q's ``nprobe`` nearest cells; faiss returns the cells nearest first, so one assignment
 with the largest probe count gives every smaller count as a prefix. Exact top-k of the
 sampled rows (``knn.exact_rows_topk``) is the reference. The features are memory-mapped.
-Used to choose ``ivf_blas_cells``' probe rule at a given N (issue 22).
+Since session 8 ``ivf-blas`` joins both ways and refines its k <= 32 graphs
+(``knn.refine_knn``), so these figures are a lower bound of the default graph's recall;
+``faceclust knn FEATURES --recall-sample R`` measures the default graph itself.
 """
 
 from __future__ import annotations

@@ -22,7 +22,6 @@ block of rows on Ray workers, with the same labels.
 from __future__ import annotations
 
 import heapq
-import os
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -34,6 +33,7 @@ from scipy.sparse.csgraph import connected_components
 from .._progress import progress
 from ..graph import relabel
 from ..knn import KnnGraph
+from ..knn import threads as knn_threads
 from .cluster_ops import average_linkage
 from .linkage import centroid_average_linkage
 
@@ -83,13 +83,13 @@ def link_threaded(
     threshold: float, *, threads: int | None = None,
 ) -> np.ndarray:
     """:func:`link_edges` per group of connected components on ``threads`` threads (default:
-    all cores); the same labels.
+    :func:`faceclust.knn.threads`, all cores unless set); the same labels.
 
     The linkage is rounds of numpy array operations, most of which release the GIL,
     so groups of components run side by side: at 584K (16,257 components) 11.8 ->
     6.6 s on 2 cores with 8 groups. Below 200,000 edges, or with one thread, one call.
     """
-    threads = int(threads or os.cpu_count() or 1)
+    threads = int(threads or knn_threads())
     if threads < 2 or len(src) < _THREADED_MIN_EDGES:
         return link_edges(x, n, src, dst, w, threshold)
     groups, _ = component_groups(src, dst, n, _GROUPS_PER_THREAD * threads)
