@@ -235,7 +235,7 @@ def _join_task(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Join ``cells`` (the one-machine kernel); partial top-k of the points they touch."""
     _task_threads()
-    members, member_start, other, other_start = groups
+    members, member_start, other, other_start, _ = groups
     touched = np.unique(np.concatenate(
         [members[member_start[c] : member_start[c + 1]] for c in cells]
         + [other[other_start[c] : other_start[c + 1]] for c in cells]
@@ -256,7 +256,7 @@ def _cell_groups(
     ship and merge. The order does not change the result (heaps are
     order-free; each cell's products are the same).
     """
-    _, member_start, _, other_start = groups
+    member_start, other_start = groups[1], groups[3]
     nlist = len(member_start) - 1
     order = np.arange(nlist)
     if centroids is not None and nlist > 2:

@@ -350,8 +350,8 @@ def build_knn(
         cells searched as a self-join with BLAS (:func:`_search_ivf_blas`: two
         points are compared when either one's ``nprobe`` nearest cells hold the
         other, cell by cell as matrix products; defaults: ``nlist`` the power of
-        two nearest ``5.4 sqrt(N)``, at most 8192, and ``nprobe = max(16, nlist //
-        256)``, recall@80 0.96 at 584K in about a third of IVF's time; for k <= 32
+        two nearest ``5.4 sqrt(N)``, at most 8192, and ``nprobe = 16``, recall@80
+        0.96 at 584K in about a third of IVF's time; for k <= 32
         ``max(2, nlist // 2048)`` and two ``refine`` passes of neighbours of
         neighbours, see :func:`ivf_blas_cells` and :func:`ivf_blas_refine`);
         ``"hnsw"`` faiss HNSW
@@ -439,9 +439,10 @@ def ivf_blas_cells(
     """``(nlist, nprobe)`` that ``ivf-blas`` uses for N points and k neighbours (given values are clipped).
 
     Defaults: ``nlist`` the power of two nearest ``5.4 sqrt(N)`` (at most 8192, and at
-    most N / 20 so k-means has 20 points per cell); ``nprobe = max(16, nlist // 256)``
-    for k > 32 (recall@80 0.960 at 584K with the both-ways join, where IVF's rule needed
-    32 probes for 0.956) and ``max(2, nlist // 2048)`` for k <= 32 (the
+    most N / 20 so k-means has 20 points per cell); ``nprobe = 16`` for k > 32 (recall@80
+    0.960 at 584K with the both-ways join, where IVF's rule needed 32 probes for 0.956;
+    0.846 at 5.21M, where 16 of 8192 cells already take 14 minutes of join on 2 cores)
+    and ``max(2, nlist // 2048)`` for k <= 32 (the
     default method's k = 20), whose graph is then refined (:func:`ivf_blas_refine`): a
     point's first 20 neighbours are mostly its own person's photos, in few cells, and
     the ones the probes miss are mostly its neighbours' neighbours. recall@20 on 2,000
@@ -452,7 +453,7 @@ def ivf_blas_cells(
         nlist = int(min(8192, max(1, 2 ** round(np.log2(5.4 * np.sqrt(n))))))
     nlist = int(max(1, min(nlist, n // _IVF_TRAIN_PER_CELL)))
     if nprobe is None:
-        nprobe = max(16, nlist // 256) if k > _SMALL_K else max(2, nlist // 2048)
+        nprobe = 16 if k > _SMALL_K else max(2, nlist // 2048)
     return nlist, int(min(nprobe, nlist))
 
 
@@ -569,11 +570,13 @@ def ivf_assign(x: np.ndarray, centroids: np.ndarray, nprobe: int) -> np.ndarray:
 
 
 def ivf_group(probe: np.ndarray, nlist: int) -> tuple[np.ndarray, ...]:
-    """``(members, member_start, other, other_start)``: points by own cell, and by their other probes.
+    """``(members, member_start, other, other_start, probe)``: points by own cell, and by their other probes.
 
     ``members[member_start[c]:member_start[c + 1]]`` are the points whose
     nearest cell is c (ascending); ``other[other_start[c]:other_start[c + 1]]``
-    the points that probe c as one of their other ``nprobe - 1`` cells (ascending).
+    the points that probe c as one of their other ``nprobe - 1`` cells
+    (ascending); ``probe`` is the ``[N, nprobe]`` cell table itself (the join
+    looks up which cell scores a pair both cells would score).
     """
     nprobe = probe.shape[1]
 
@@ -587,7 +590,7 @@ def ivf_group(probe: np.ndarray, nlist: int) -> tuple[np.ndarray, ...]:
     # (point, cell) pairs of the other probes, by cell; one copy (0.7 GB at 5.2M x 63)
     other, other_start = grouped(probe[:, 1:].ravel())
     other //= max(1, nprobe - 1)
-    return members, member_start, other, other_start
+    return members, member_start, other, other_start, probe
 
 
 def ivf_join_cells(
@@ -602,8 +605,14 @@ def ivf_join_cells(
     ascending order (heap row r is point ``local[r]``). ``both_ways`` (the
     default): a prober's score also goes to the member's heap, so points p and
     q are compared when either probes the other's cell; off, IVF-Flat's rule.
+
+    Every pair reaches each of its two heaps at most once over the whole join
+    (same-cell pairs in the first pass; a pair whose points probe each other's
+    cells only in the lower-numbered of the two), so the heaps skip the
+    duplicate check that made 80-long heaps slow (:func:`_offer_new`). The
+    heaps must not already hold scores from joining any of these cells.
     """
-    members, member_start, other, other_start = groups
+    members, member_start, other, other_start, probe = groups
     for pass_ in (0, 1):
         for c in cells:
             mem = members[member_start[c] : member_start[c + 1]]
@@ -612,11 +621,12 @@ def ivf_join_cells(
                 xm = x[mem]
                 sims = (xm if pass_ == 0 else x[rows]) @ xm.T
                 heap_rows = rows if local is None else np.searchsorted(local, rows)
-                if both_ways and pass_ == 1:
-                    heap_mem = mem if local is None else np.searchsorted(local, mem)
-                    _merge_topk_both(top_s, top_i, heap_rows, rows, sims, heap_mem, mem)
-                else:
+                if pass_ == 0:
                     _merge_topk(top_s, top_i, heap_rows, sims, mem)
+                else:
+                    heap_mem = mem if local is None else np.searchsorted(local, mem)
+                    _merge_cross(top_s, top_i, heap_rows, rows, probe[rows, 0], sims, heap_mem,
+                                 mem, probe[mem, 1:], int(c), both_ways)
             if bar is not None:
                 bar.update()
 
@@ -646,9 +656,9 @@ def _sift_down(hs, hi, pos, val, idx):  # pragma: no cover - compiled
 def _heap_push(hs, hi, val, idx):  # pragma: no cover - compiled
     """Offer ``(val, idx)`` to a min-heap of the k best by (similarity desc, id asc).
 
-    A point already in the heap keeps the larger of its two similarities (the
-    same pair can be scored twice: by both of its points' cells, or by a
-    refinement pass), so the kept set does not depend on the order of offers.
+    A point already in the heap keeps the larger of its two similarities (a
+    refinement pass offers known neighbours again, Ray's partial lists can
+    overlap), so the kept set does not depend on the order of offers.
     """
     if val < hs[0] or (val == hs[0] and hi[0] >= 0 and idx >= hi[0]):
         return
@@ -660,13 +670,22 @@ def _heap_push(hs, hi, val, idx):  # pragma: no cover - compiled
     _sift_down(hs, hi, 0, val, idx)
 
 
+@njit(cache=True, inline="always")
+def _offer_new(hs, hi, val, idx):  # pragma: no cover - compiled
+    """:func:`_heap_push` for a point known not to be in the heap (no duplicate scan)."""
+    if val < hs[0] or (val == hs[0] and hi[0] >= 0 and idx >= hi[0]):
+        return
+    _sift_down(hs, hi, 0, val, idx)
+
+
 @njit(cache=True)
 def _merge_topk(top_s, top_i, rows, sims, cols):  # pragma: no cover - compiled
     """Merge ``sims[r, j]`` (point ``rows[r]`` vs point ``cols[j]``) into the min-heaps.
 
-    Serial on purpose: it runs between BLAS calls whose threads are still
-    spinning, and a threaded version measured no faster. Ties keep the smaller
-    id, so the kept set is the same whatever the order of the offers.
+    For offers no heap has seen (a cell's members against themselves). Serial on
+    purpose: it runs between BLAS calls whose threads are still spinning, and a
+    threaded version measured no faster. Ties keep the smaller id, so the kept
+    set is the same whatever the order of the offers.
     """
     for r in range(len(rows)):
         q = rows[r]
@@ -675,24 +694,58 @@ def _merge_topk(top_s, top_i, rows, sims, cols):  # pragma: no cover - compiled
         for j in range(sims.shape[1]):
             val = sims[r, j]
             if val >= hs[0]:
-                _heap_push(hs, hi, val, cols[j])
+                _offer_new(hs, hi, val, cols[j])
 
 
 @njit(cache=True)
-def _merge_topk_both(top_s, top_i, rows, row_ids, sims, cols, col_ids):  # pragma: no cover
-    """:func:`_merge_topk` both ways: ``sims[r, j]`` goes to heap ``rows[r]`` as point
-    ``col_ids[j]`` and to heap ``cols[j]`` as point ``row_ids[r]``."""
+def _merge_cross(top_s, top_i, rows, row_ids, row_cells, sims, cols, col_ids, col_probes,
+                 cell, both):  # pragma: no cover - compiled
+    """Merge cell ``cell``'s probers (``row_ids``, own cells ``row_cells``) against its members.
+
+    ``sims[r, j]`` goes to heap ``rows[r]`` as point ``col_ids[j]`` and, if
+    ``both``, to heap ``cols[j]`` as point ``row_ids[r]``. Both ways, a pair whose
+    member also probes the prober's own cell is scored in both cells; only the
+    lower-numbered cell keeps it (``col_probes[j]``: member j's other probes),
+    so no heap sees a point twice. Few scores pass a threshold (2 % at 584K,
+    k = 80), so each row is first compared as a whole with its heap's and the
+    members' thresholds (a branch-free loop) and only the hits are looked at.
+    """
+    m = sims.shape[1]
+    col_thr = np.empty(m, dtype=np.float32)  # the members' heap thresholds, kept current
+    for j in range(m):
+        col_thr[j] = top_s[cols[j], 0] if both else np.inf
+    hit = np.empty(m, dtype=np.bool_)
     for r in range(len(rows)):
         hs = top_s[rows[r]]
         hi = top_i[rows[r]]
         rid = row_ids[r]
-        for j in range(sims.shape[1]):
-            val = sims[r, j]
-            if val >= hs[0]:
-                _heap_push(hs, hi, val, col_ids[j])
-            c = cols[j]
-            if val >= top_s[c, 0]:
-                _heap_push(top_s[c], top_i[c], val, rid)
+        other_cell = row_cells[r]
+        row = sims[r]
+        row_thr = hs[0]
+        for j in range(m):
+            hit[j] = (row[j] >= row_thr) | (row[j] >= col_thr[j])
+        for j in range(m):
+            if not hit[j]:
+                continue
+            val = row[j]
+            to_row = val >= hs[0]
+            to_col = val >= col_thr[j]
+            if not (to_row or to_col):
+                continue
+            if both and other_cell < cell:
+                twice = False
+                for t in range(col_probes.shape[1]):
+                    if col_probes[j, t] == other_cell:
+                        twice = True
+                        break
+                if twice:
+                    continue
+            if to_row:
+                _offer_new(hs, hi, val, col_ids[j])
+            if to_col:
+                c = cols[j]
+                _offer_new(top_s[c], top_i[c], val, rid)
+                col_thr[j] = top_s[c, 0]
 
 
 @njit(cache=True)

@@ -117,7 +117,7 @@ def methods_cmd() -> None:
                    "flat/numpy: exact; ivf, ivf-blas, hnsw: approximate.")
 @click.option("--dim", type=int, default=None, help="Feature dimension of a raw .bin file.")
 @click.option("--nlist", type=int, default=None, help="IVF cells (ivf: min(4096, 8*sqrt N); ivf-blas: ~5.4*sqrt N, <= 8192).")
-@click.option("--nprobe", type=int, default=None, help="IVF cells probed (ivf: min(128, nlist); ivf-blas: max(16, nlist/256), for k <= 32 max(2, nlist/2048)).")
+@click.option("--nprobe", type=int, default=None, help="IVF cells probed (ivf: min(128, nlist); ivf-blas: 16, for k <= 32 max(2, nlist/2048)).")
 @click.option("--refine", type=click.IntRange(0, None), default=None,
               help="ivf-blas: passes of neighbours-of-neighbours refinement after the join "
                    "(default 2 for k <= 32, else 0).")
