@@ -56,3 +56,70 @@ def test_fces_with_cap_clusters_blobs():
     assert all(len(set(lab[gt == c])) == 1 for c in range(4))
     assert len(set(lab)) == 4
     assert est.get_params()["max_links"] == 5
+
+
+def test_early_stop_counts_match_the_edges():
+    from faceclust.stages.select import early_stop_counts
+
+    ids, sc = _table()
+    assert early_stop_counts(ids, sc, 0.3).tolist() == [3, 1, 3, 0]
+
+
+def test_infomap_link_cap_is_the_largest_cap_that_fits():
+    from faceclust.stages.partition import LINK_BYTES, infomap_link_cap
+
+    counts = np.array([10, 5, 1])  # 16 links uncapped
+    assert infomap_link_cap(counts, 16 * LINK_BYTES) is None
+    # cap 6 keeps 6 + 5 + 1 = 12 links, cap 7 would keep 13
+    assert infomap_link_cap(counts, 12 * LINK_BYTES) == 6
+    assert infomap_link_cap(counts, 12.9 * LINK_BYTES) == 6
+    assert infomap_link_cap(counts, 13 * LINK_BYTES) == 7
+    assert infomap_link_cap(counts, 2 * LINK_BYTES) == 1  # never below one link
+    assert infomap_link_cap(np.zeros(0, int), 0) is None
+
+
+def test_fces_caps_links_when_infomap_would_not_fit(monkeypatch):
+    """Without max_links, FC-ES is the published method unless memory is short: then the
+    largest cap that fits is used, with a warning, and equals asking for that cap."""
+    import faceclust.methods._fces as fces_mod
+    from faceclust.errors import FaceclustWarning
+    from faceclust.stages.partition import LINK_BYTES
+
+    rng = np.random.default_rng(0)
+    centres = rng.standard_normal((4, 16))
+    x = np.repeat(centres, 8, axis=0) + 0.05 * rng.standard_normal((32, 16))
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    plenty = get_method("fc-es")(k=12).fit(x)
+    assert plenty.max_links_ is None and plenty.n_links_ > 32 * 5  # more than 5 links a face
+
+    # room for 4 links per face once the graph and scores are freed (a share kept spare)
+    graph_bytes = 32 * 12 * (4 + 4 + 4)  # int32 ids, float32 sims, float32 NEP scores
+    share = fces_mod._MEMORY_SHARE
+    monkeypatch.setattr(fces_mod, "available_memory",
+                        lambda: int((32 * 4 * LINK_BYTES + 1) / share) - graph_bytes)
+    with pytest.warns(FaceclustWarning, match="max_links=4"):
+        short = get_method("fc-es")(k=12).fit(x)
+    assert short.max_links_ == 4 and short.n_links_ == 32 * 4
+    capped = get_method("fc-es")(k=12, max_links=4).fit(x)
+    np.testing.assert_array_equal(short.labels_, capped.labels_)
+    assert capped.max_links_ == 4
+
+
+def test_cli_reports_the_memory_cap_as_one_warning_line(monkeypatch, tmp_path):
+    from click.testing import CliRunner
+
+    import faceclust.methods._fces as fces_mod
+    from faceclust.cli import main
+    from faceclust.io import read_labels
+
+    rng = np.random.default_rng(1)
+    x = np.repeat(rng.standard_normal((4, 16)), 8, axis=0) + 0.05 * rng.standard_normal((32, 16))
+    np.save(tmp_path / "x.npy", (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32))
+    monkeypatch.setattr(fces_mod, "available_memory", lambda: 0)
+    r = CliRunner().invoke(main, ["cluster", str(tmp_path / "x.npy"), "--method", "fc-es",
+                                  "--set", "k=12", "--out", str(tmp_path / "l.meta")])
+    assert r.exit_code == 0, r.output
+    lines = [ln for ln in r.output.splitlines() if "warning" in ln.lower()]
+    assert len(lines) == 1 and lines[0].startswith("faceclust: warning: fc-es: Infomap would need")
+    assert "(max_links=1)" in lines[0]  # no memory at all: one link a face
+    assert len(read_labels(tmp_path / "l.meta")) == 32

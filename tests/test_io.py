@@ -507,3 +507,24 @@ def test_large_npy_features_are_mapped_read_only_not_copied(tmp_path, monkeypatc
     assert got.flags.writeable and got.flags.owndata
     np.testing.assert_allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5)
     np.testing.assert_array_equal(np.load(path), 3.0 * x.astype(np.float32))
+
+
+@pytest.mark.skipif(not Path("/proc/self/statm").exists(), reason="needs Linux /proc")
+def test_validating_memory_mapped_features_leaves_them_out_of_resident_memory(tmp_path):
+    """read_features memory-maps .npy files; the validation scan touches every page, and those
+    pages are handed back (FC-ES on a cached graph never reads the features again)."""
+    from faceclust._validation import check_features
+
+    def rss() -> int:
+        return int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+    x = np.random.default_rng(0).standard_normal((131_072, 128)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    np.save(tmp_path / "x.npy", x)
+    del x
+    before = rss()
+    feats = fio.read_features(tmp_path / "x.npy")  # 64 MiB, mapped
+    assert rss() - before < 24 * 2**20
+    again = check_features(feats)
+    assert rss() - before < 24 * 2**20  # not the 64 MiB the scans touched (scan buffers only)
+    assert float(again[-1] @ again[-1]) == pytest.approx(1.0, abs=1e-5)  # still readable

@@ -8,6 +8,7 @@ deep inside numpy or faiss.
 
 from __future__ import annotations
 
+import mmap
 import numbers
 
 import numpy as np
@@ -65,6 +66,7 @@ def check_features(
             f"{source}: {len(rows)} row(s) have zero norm and cannot be L2-normalised "
             f"(first rows: {_head(rows)})"
         )
+    _release_pages(x)
     needs_norm = bool(np.abs(norms - 1.0).max() > 1e-4)
     result = out if out is not None else arr
     if normalize and needs_norm:
@@ -75,6 +77,26 @@ def check_features(
                 np.float32
             )
     return result
+
+
+def _release_pages(x: object) -> None:
+    """Drop a read-only memory-mapped array's pages from this process's resident memory.
+
+    The scan above touched every page once; they stay in the OS page cache and are
+    read back on demand, but no longer count in (or crowd) this process's memory:
+    5.3 GB at 5.21M x 256, which FC-ES on a cached graph never reads again.
+    """
+    obj = x
+    while obj is not None:
+        if isinstance(obj, np.memmap) and getattr(obj, "mode", None) == "r":
+            mm = getattr(obj, "_mmap", None)
+            if mm is not None and hasattr(mm, "madvise") and hasattr(mmap, "MADV_DONTNEED"):
+                try:
+                    mm.madvise(mmap.MADV_DONTNEED)
+                except (OSError, ValueError):  # pragma: no cover - closed or unsupported
+                    pass
+            return
+        obj = getattr(obj, "base", None)
 
 
 def check_labels(labels: np.ndarray, n: int | None = None, *, source: str = "labels") -> np.ndarray:

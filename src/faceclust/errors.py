@@ -23,3 +23,7 @@ class ParameterError(FaceclustError, ValueError):
 
 class MissingDependencyError(FaceclustError, ImportError):
     """An optional dependency (an extra such as ``faceclust[learn]``) is not installed."""
+
+
+class FaceclustWarning(UserWarning):
+    """Something the user should know that did not stop the run (e.g. a memory-bound change)."""

@@ -11,17 +11,33 @@ from __future__ import annotations
 import os
 import re
 import sys
+import warnings
 from pathlib import Path
 
 import click
 
-from ..errors import FaceclustError
+from ..errors import FaceclustError, FaceclustWarning
+
+
+def _warning_printer(default):
+    """``warnings.showwarning`` that prints faceclust's own warnings as one
+    ``faceclust: warning: ...`` line and passes others to ``default``."""
+
+    def show(message, category, filename, lineno, file=None, line=None) -> None:
+        if issubclass(category, FaceclustWarning):
+            click.echo(f"faceclust: warning: {_one_line_text(str(message))}", err=True)
+        else:
+            default(message, category, filename, lineno, file, line)
+
+    return show
 
 
 class _Group(click.Group):
     def invoke(self, ctx: click.Context):
         try:
-            return super().invoke(ctx)
+            with warnings.catch_warnings():
+                warnings.showwarning = _warning_printer(warnings.showwarning)
+                return super().invoke(ctx)
         except (FaceclustError, OSError) as exc:
             if ctx.obj and ctx.obj.get("debug"):
                 raise

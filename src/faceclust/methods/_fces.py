@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import ClassVar
 
 import numpy as np
 
+from ..errors import FaceclustWarning
 from ..graph import relabel
 from ..knn import KnnGraph, restore_order
-from ..stages.partition import infomap_partition
+from ..stages.partition import LINK_BYTES, available_memory, infomap_link_cap, infomap_partition
 from ..stages.refine import nep
-from ..stages.select import early_stop_edges
+from ..stages.select import early_stop_counts, early_stop_edges
 from ._base import BaseClusterer, Constraint, OneOf, Param, register
 
 SINGLETON_POLICIES = ("fc-es", "keep-module")
+_MEMORY_SHARE = 0.7  # of the memory left that the uncapped links may take (see _memory_cap)
 
 
 @register("fc-es")
@@ -52,6 +55,16 @@ class FCES(BaseClusterer):
         If set, keep at most this many early-stop links per node (the most
         similar ones). None (default) is the published method; a cap of ~20
         cuts Infomap's time and memory about 3x on tight data (docs/benchmarks.md).
+        With None, if Infomap would not fit in the memory the machine has left
+        (about 110 bytes per link: 315M links, 35 GB, for 5.21M tight faces),
+        the largest cap that fits is used instead, with a
+        :class:`~faceclust.errors.FaceclustWarning`, rather than running out
+        of memory.
+
+    Attributes
+    ----------
+    max_links_ : int or None
+        The cap actually used (None: the published method, uncapped).
     """
 
     _parameter_constraints: ClassVar[dict[str, Constraint]] = {
@@ -89,9 +102,11 @@ class FCES(BaseClusterer):
             refine = self._executor.nep if self._executor is not None else nep
             scores = refine(graph, float(self.sigma))
         with self._stage("select"):
-            src, dst, w, single = early_stop_edges(
-                graph.ids, scores, float(self.theta), self.max_links
-            )
+            cap = self.max_links
+            if cap is None:
+                cap = self._memory_cap(graph, scores)
+            src, dst, w, single = early_stop_edges(graph.ids, scores, float(self.theta), cap)
+            self.max_links_ = cap
         src, dst, w, single = self._recall(x, order, graph, scores, src, dst, w, single)
         with self._stage("select"):
             n = graph.n
@@ -107,6 +122,27 @@ class FCES(BaseClusterer):
         self.n_links_ = len(src)
         self.n_single_ = int(single.sum())
         return labels
+
+    def _memory_cap(self, graph: KnnGraph, scores: np.ndarray) -> int | None:
+        """A link cap if the uncapped links would not fit in memory for Infomap, else None."""
+        free = available_memory()
+        if free is None:
+            return None
+        counts = early_stop_counts(graph.ids, scores, float(self.theta))
+        # the renumbered graph and the scores are freed before Infomap runs; 30 % is left
+        # for the rest of the process (at 5.21M on a 23.5 GB machine a 0.9 share was killed
+        # for memory at 24.4 GB, and 0.75 with 72 bytes a link peaked at 22.7 GB)
+        budget = _MEMORY_SHARE * (free + scores.nbytes + graph.ids.nbytes + graph.sims.nbytes)
+        cap = infomap_link_cap(counts, budget)
+        if cap is not None:
+            warnings.warn(
+                f"fc-es: Infomap would need about {counts.sum() * LINK_BYTES / 1e9:.1f} GB for "
+                f"{counts.sum():,} links, more than the {budget / 1e9:.1f} GB this machine has "
+                f"left; keeping each face's {cap} most similar links (max_links={cap}). Set "
+                "max_links to choose, or use a machine with more memory for the published method.",
+                FaceclustWarning, stacklevel=3,
+            )
+        return cap
 
     def _graph_k(self, x: np.ndarray | None, knn: KnnGraph | None) -> int:
         """The kNN size to use (``k``; FC-ESER may take it from its model)."""

@@ -18,9 +18,18 @@ from scipy.sparse.csgraph import connected_components as _cc
 from ..errors import InputError, ParameterError
 from ..graph import connected_components, relabel
 
-__all__ = ["connected_components", "dynamic_threshold_components", "infomap_partition"]
+__all__ = [
+    "available_memory", "connected_components", "dynamic_threshold_components", "infomap_link_cap",
+    "infomap_partition",
+]
 
 _LINK_CHUNK = 1 << 22  # links per Infomap.add_links call (bounds the float64 copy)
+#: Infomap's peak memory per directed link during ``run`` (infomap 2.16): 74 bytes at 7.9M
+#: links (``benchmarks/infomap_memory.py``), about 90 at 170M (FC-ES at 5.21M, whose process
+#: peaked at 22.7 GB; benchmarks/results/notes.md)
+INFOMAP_BYTES_PER_LINK = 90
+#: ... plus our own copy of the link (int64 src, int64 dst, float32 weight)
+LINK_BYTES = INFOMAP_BYTES_PER_LINK + 20
 
 
 def _check_edges(src, dst, weight, n: int, what: str, *, convert: bool = True):
@@ -92,6 +101,36 @@ def infomap_partition(
     nodes, modules = _read_modules(im)
     labels[nodes] = modules
     return relabel(labels)
+
+
+def available_memory() -> int | None:
+    """Bytes the OS can still give this process (psutil's ``available``); None if unknown."""
+    try:
+        import psutil
+
+        return int(psutil.virtual_memory().available)
+    except Exception:  # pragma: no cover - psutil is a dependency; a platform may not say
+        return None
+
+
+def infomap_link_cap(counts: np.ndarray, budget_bytes: float) -> int | None:
+    """The per-node link cap that fits Infomap into ``budget_bytes``; None if all links fit.
+
+    ``counts[i]``: links node i would send uncapped. A cap ``c`` keeps
+    ``sum(min(counts, c))`` links of :data:`LINK_BYTES` each (Infomap's peak plus
+    our edge arrays); the largest cap that fits is returned (at least 1).
+    """
+    counts = np.asarray(counts, dtype=np.int64)
+    if counts.size == 0 or counts.sum() * LINK_BYTES <= budget_bytes:
+        return None
+    lo, hi = 1, int(counts.max())  # sum(min(counts, hi)) does not fit
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if np.minimum(counts, mid).sum() * LINK_BYTES <= budget_bytes:
+            lo = mid
+        else:
+            hi = mid
+    return lo
 
 
 def _read_modules(im) -> tuple[np.ndarray, np.ndarray]:

@@ -17,7 +17,9 @@ from numba import njit, prange
 from ..errors import InputError, ParameterError
 from ..knn import KnnGraph
 
-__all__ = ["early_stop_edges", "knn_distance_matrix", "threshold_edges", "unique_pairs"]
+__all__ = [
+    "early_stop_counts", "early_stop_edges", "knn_distance_matrix", "threshold_edges", "unique_pairs",
+]
 
 _ROWS = 1 << 15  # rows per block (bounds temporary [B, k] arrays)
 
@@ -96,6 +98,13 @@ def threshold_edges(
             keep &= (bs > threshold) if strict else (bs >= threshold)
         parts.append(_gather(bi, bs, keep, start))
     return _concat(parts, 3)
+
+
+def early_stop_counts(ids: np.ndarray, scores: np.ndarray, theta: float) -> np.ndarray:
+    """``[N]`` int64: how many links :func:`early_stop_edges` gives each row (no cap)."""
+    ids, scores = _check_table(ids, scores)
+    scores = np.ascontiguousarray(scores, dtype=np.float32)
+    return _early_stop_count(np.ascontiguousarray(ids), scores, np.float32(theta), ids.shape[1])
 
 
 def early_stop_edges(
