@@ -12,7 +12,8 @@ What it runs (each CLI step as its own process, timed, peak RSS from ``wait4``):
    ``faceclust knn WORK/PREFIX.npy --k 20 --recall-sample R`` builds the same graph (same index,
    cells, probes, refinement and seed) in its own timed process and prints its steps;
 5. **fc-es** (unless ``--skip-fces``): ``faceclust knn WORK/PREFIX.npy --k 80 --out
-   WORK/PREFIX_k80.npz --recall-sample R`` (the cached graph, reused when present) then
+   WORK/PREFIX_k80.npz --recall-sample R`` (the cached graph and its measured seconds and
+   recall, ``WORK/PREFIX_k80.knn.json``, are reused when both exist) then
    ``faceclust cluster WORK/PREFIX.npy --knn WORK/PREFIX_k80.npz --method fc-es``;
 6. pairwise / BCubed F of both against the synthetic identities.
 
@@ -170,6 +171,7 @@ def main() -> None:
     ap.add_argument("--prefix", default=None, help="data name in WORK (default: synth_<N>_s<seed>)")
     ap.add_argument("--recall-sample", type=int, default=2000)
     ap.add_argument("--skip-fces", action="store_true", help="only the default command")
+    ap.add_argument("--skip-default", action="store_true", help="only fc-es (steps 5 and 6)")
     ap.add_argument("--gemm-seconds", type=float, default=3.0)
     ap.add_argument("--out", default=str(RESULTS))
     ap.add_argument("--tag", default=None)
@@ -195,40 +197,32 @@ def main() -> None:
     res["gemm"] = gemm_probe(a.gemm_seconds)
     print("GEMM probe (GFLOP/s):", res["gemm"], flush=True)
 
-    # 1. the default command, no flags
-    out_default = work / f"{name}_default.meta"
-    out_default.unlink(missing_ok=True)
-    r = run_timed(fc + ["cluster", str(npy), "--out", str(out_default)], env)
-    secs, peaks = parse_stages(r["stderr_tail"])
-    res["default"] = {"cmd": f"faceclust cluster {npy} --out {out_default}", "seconds": r["seconds"],
-                      "peak_rss_gb": r["peak_rss_gb"], "stages_s": secs, "stage_peak_gb": peaks,
-                      "metrics": metrics(meta, out_default), "load_end": round(os.getloadavg()[0], 2)}
-    print(f"default: {r['seconds']:.1f} s, peak {r['peak_rss_gb']:.2f} GB, stages {secs}, "
-          f"F {res['default']['metrics']}", flush=True)
-
-    k_default = min(20, a.n - 1)  # auto: max(k=10, k_est=20)
-    if a.recall_sample:
-        res["default"]["recall"] = knn_run(fc, npy, k_default, work / f"{name}_k20.npz",
-                                           a.recall_sample, env)
-        print(f"default graph (k {k_default}): {res['default']['recall']}", flush=True)
+    if not a.skip_default:
+        k_default = min(20, a.n - 1)  # auto: max(k=10, k_est=20)
+        run_default(res, fc, work, name, npy, meta, a.recall_sample, k_default, env)
 
     # 2. published FC-ES at k = 80 on a cached graph
     if not a.skip_fces:
         graph = work / f"{name}_k80.npz"
-        if graph.exists():
-            res["fces_knn"] = {"cached": str(graph)}
+        measured = graph.with_suffix(".knn.json")
+        if graph.exists() and measured.exists():
+            res["fces_knn"] = {**json.loads(measured.read_text()), "cached": str(graph)}
         else:
+            measured.unlink(missing_ok=True)
             res["fces_knn"] = knn_run(fc, npy, min(80, a.n - 1), graph, a.recall_sample, env)
-            print(f"fc-es kNN: {res['fces_knn']}", flush=True)
+            measured.write_text(json.dumps(res["fces_knn"]) + "\n")
+        print(f"fc-es kNN: {res['fces_knn']}", flush=True)
         out_fces = work / f"{name}_fces.meta"
         out_fces.unlink(missing_ok=True)
         r = run_timed(fc + ["cluster", str(npy), "--knn", str(graph), "--method", "fc-es",
                             "--out", str(out_fces)], env)
         secs, peaks = parse_stages(r["stderr_tail"])
         res["fces"] = {"seconds": r["seconds"], "peak_rss_gb": r["peak_rss_gb"],
-                       "stages_s": secs, "stage_peak_gb": peaks, "metrics": metrics(meta, out_fces)}
-        knn_s = res["fces_knn"].get("seconds")
-        res["fces"]["with_knn_s"] = round(r["seconds"] + knn_s, 1) if knn_s else None
+                       "stages_s": secs, "stage_peak_gb": peaks, "metrics": metrics(meta, out_fces),
+                       "warnings": re.findall(r"(?:faceclust: warning|FaceclustWarning): (.*)",
+                                              r["stderr_tail"])}
+        knn_s = res["fces_knn"]["seconds"]
+        res["fces"]["with_knn_s"] = round(r["seconds"] + knn_s, 1)
         print(f"fc-es: {r['seconds']:.1f} s (+ kNN {knn_s}), stages {secs}, F {res['fces']['metrics']}",
               flush=True)
 
@@ -241,46 +235,74 @@ def main() -> None:
         print(line)
 
 
+def run_default(res: dict, fc: list[str], work: Path, name: str, npy: Path, meta: Path,
+                recall_sample: int, k_default: int, env: dict) -> None:
+    """Step 3 and 4: the default command with no flags, then the recall of its graph."""
+    out_default = work / f"{name}_default.meta"
+    out_default.unlink(missing_ok=True)
+    r = run_timed(fc + ["cluster", str(npy), "--out", str(out_default)], env)
+    secs, peaks = parse_stages(r["stderr_tail"])
+    res["default"] = {"cmd": f"faceclust cluster {npy} --out {out_default}", "seconds": r["seconds"],
+                      "peak_rss_gb": r["peak_rss_gb"], "stages_s": secs, "stage_peak_gb": peaks,
+                      "metrics": metrics(meta, out_default), "load_end": round(os.getloadavg()[0], 2)}
+    print(f"default: {r['seconds']:.1f} s, peak {r['peak_rss_gb']:.2f} GB, stages {secs}, "
+          f"F {res['default']['metrics']}", flush=True)
+
+    if recall_sample:
+        res["default"]["recall"] = knn_run(fc, npy, k_default, work / f"{name}_k20.npz",
+                                           recall_sample, env)
+        print(f"default graph (k {k_default}): {res['default']['recall']}", flush=True)
+
+
 def doc_rows(res: dict) -> list[str]:
     """Markdown rows for docs/benchmarks.md: stages, fraction of the GEMM limit."""
     n = res["n"]
     rows = ["| run | end-to-end s | kNN s | other stages (s) | peak GB | graph recall | pairwise F | BCubed F | load start -> end |",
             "|---|---:|---:|---|---:|---:|---:|---:|---|"]
     load = f"{res['machine_start']['loadavg'][0]} -> {res['machine_end']['loadavg'][0]}"
-    d = res["default"]
-    other = ", ".join(f"{k} {v:.1f}" for k, v in d["stages_s"].items() if k != "knn")
-    rows.append(f"| {n:,} default (`auto`, k 20) | {d['seconds']:.1f} | {d['stages_s'].get('knn', float('nan')):.1f} | "
-                f"{other} | {d['peak_rss_gb']:.2f} | {d.get('recall', {}).get('recall', float('nan'))} | "
-                f"{d['metrics']['pairwise_f']} | {d['metrics']['bcubed_f']} | {load} |")
+    d = res.get("default")
+    if d:
+        other = ", ".join(f"{k} {v:.1f}" for k, v in d["stages_s"].items() if k != "knn")
+        rows.append(f"| {n:,} default (`auto`, k 20) | {d['seconds']:.1f} | {d['stages_s'].get('knn', float('nan')):.1f} | "
+                    f"{other} | {d['peak_rss_gb']:.2f} | {d.get('recall', {}).get('recall', float('nan'))} | "
+                    f"{d['metrics']['pairwise_f']} | {d['metrics']['bcubed_f']} | {load} |")
     if "fces" in res:
         f, kn = res["fces"], res["fces_knn"]
         other = ", ".join(f"{k} {v:.1f}" for k, v in f["stages_s"].items() if k != "knn")
-        rows.append(f"| {n:,} fc-es (k 80, cached graph) | {f['with_knn_s']} | {kn.get('seconds', 'cached')} | "
-                    f"{other} | {max(f['peak_rss_gb'], kn.get('peak_rss_gb', 0.0)):.2f} | {kn.get('recall')} | "
+        rows.append(f"| {n:,} fc-es (k 80, cached graph) | {f['with_knn_s']} | {kn['seconds']} | "
+                    f"{other} | {max(f['peak_rss_gb'], kn['peak_rss_gb']):.2f} | {kn.get('recall')} | "
                     f"{f['metrics']['pairwise_f']} | {f['metrics']['bcubed_f']} | {load} |")
-    # fraction of the hardware limit: the kNN's GEMM work at the probed GFLOP/s
-    rec = d.get("recall", {})
     gf = res["gemm"].get("fp32_numpy_join")
-    knn_s = d["stages_s"].get("knn")
-    if rec.get("nprobe") and gf and knn_s:
-        # products: cell assignment (N x nlist), join (N x nprobe cells of N / nlist points, as if
-        # cells were equal), refinement (at most N x 9 x 10 per pass)
-        prods = {"assign": n * rec["nlist"], "join": n * n * rec["nprobe"] / rec["nlist"],
-                 "refine": n * 90 * rec.get("refine", 0)}
-        limit = {key: 2.0 * res["dim"] * v / (gf * 1e9) for key, v in prods.items()}
-        steps = rec.get("steps", {})
-        measured = {"assign": steps.get("train", 0) + steps.get("assign", 0),
-                    "join": steps.get("group", 0) + steps.get("join", 0) + steps.get("sort", 0),
-                    "refine": steps.get("refine", 0)}
-        rows.append("")
-        rows.append("| kNN step | GEMM products | limit s at " f"{gf} GFLOP/s | measured s "
-                    "(`faceclust knn`, same graph) | fraction of the limit |")
-        rows.append("|---|---:|---:|---:|---:|")
-        for key in prods:
+    if d and d.get("recall"):
+        rows += limit_rows("the default run", d["recall"], d["stages_s"].get("knn"), n, res["dim"], gf)
+    if "fces" in res:
+        rows += limit_rows("fc-es's k = 80 graph", res["fces_knn"], res["fces_knn"]["seconds"], n,
+                           res["dim"], gf)
+    return rows
+
+
+def limit_rows(what: str, rec: dict, knn_s: float | None, n: int, dim: int, gf: float | None) -> list[str]:
+    """Each kNN step's seconds against its GEMM work at the probed fp32 rate (``rec``: a knn_run)."""
+    if not (rec.get("nprobe") and gf and knn_s):
+        return []
+    # products: cell assignment (N x nlist), join (N x nprobe cells of N / nlist points, as if
+    # cells were equal), refinement (at most N x 9 x 10 per pass)
+    prods = {"assign": n * rec["nlist"], "join": n * n * rec["nprobe"] / rec["nlist"],
+             "refine": n * 90 * rec.get("refine", 0)}
+    limit = {key: 2.0 * dim * v / (gf * 1e9) for key, v in prods.items()}
+    steps = rec.get("steps", {})
+    measured = {"assign": steps.get("train", 0) + steps.get("assign", 0),
+                "join": steps.get("group", 0) + steps.get("join", 0) + steps.get("sort", 0),
+                "refine": steps.get("refine", 0)}
+    rows = ["", f"| kNN step ({what}, k {rec['k']}) | GEMM products | limit s at {gf} GFLOP/s | "
+            "measured s (`faceclust knn`, same graph) | fraction of the limit |",
+            "|---|---:|---:|---:|---:|"]
+    for key in prods:
+        if prods[key]:
             frac = limit[key] / measured[key] if measured[key] else float("nan")
             rows.append(f"| {key} | {prods[key]:.3g} | {limit[key]:.1f} | {measured[key]:.1f} | {frac:.2f} |")
-        total = sum(limit.values())
-        rows.append(f"| whole kNN stage of the default run | | {total:.1f} | {knn_s:.1f} | {total / knn_s:.2f} |")
+    total = sum(limit.values())
+    rows.append(f"| whole kNN stage of {what} | | {total:.1f} | {knn_s:.1f} | {total / knn_s:.2f} |")
     return rows
 
 

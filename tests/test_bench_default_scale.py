@@ -36,3 +36,4 @@ def test_bench_default_scale_runs_end_to_end(tmp_path):
     assert res["gemm"]["fp32_numpy_join"] > 0
     assert "| 120,000 default" in run.stdout and "| 120,000 fc-es" in run.stdout
     assert "| whole kNN stage of the default run |" in run.stdout
+    assert "| whole kNN stage of fc-es's k = 80 graph |" in run.stdout

@@ -125,3 +125,27 @@ def test_bad_inputs(tmp_path):
         load_results(tmp_path)
     r = CliRunner().invoke(main, ["bench"])
     assert r.exit_code == 2 and "--report" in r.output
+
+
+def test_5m_targets_come_from_the_measured_default_and_fces_runs(results):
+    """bench_default_scale.py results replace the 5.21M extrapolation; the fastest run counts."""
+    md0 = render_markdown(load_results(results), "img", "cmd")
+    assert "**extrapolated**" in md0
+
+    def run(tag, default_s, fces_s, warn):
+        return {"n": 5_206_761, "machine_start": {"loadavg": [1.0]}, "machine_end": {"loadavg": [1.5]},
+                "default": {"seconds": default_s, "peak_rss_gb": 11.1, "recall": {"recall": 0.96}},
+                "fces": {"seconds": fces_s - 1000, "with_knn_s": fces_s, "peak_rss_gb": 12.5,
+                         "warnings": ["fc-es: ... (max_links=40)"] if warn else []},
+                "fces_knn": {"seconds": 1000, "peak_rss_gb": 9.0, "recall": 0.91}, "tag": tag}
+
+    (results / "scale_default_a.json").write_text(json.dumps(run("a", 707.0, 2300.0, True)))
+    (results / "scale_default_b.json").write_text(json.dumps(run("b", 950.0, 2500.0, False)))
+    res = load_results(results)
+    assert len(res["default_scale"]) == 2 and len(res["scale"]) == 4  # not mixed with bench_scale runs
+    md = render_markdown(res, "img", "cmd")
+    assert "**extrapolated**" not in md
+    assert ("| 5.21M default (`faceclust cluster`, no flags) | ≤ 15 min, ≤ 16 GB, recall@20 ≥ 0.95 | "
+            "11.8 min, 11.10 GB, recall 0.960 (load 1.0 → 1.5) | yes |") in md
+    assert ("| 5.21M fc-es (k 80, graph cached and reused) with a memory link cap | ≤ 40 min, ≤ 20 GB | "
+            "38.3 min, 12.50 GB, recall@80 0.910 (load 1.0 → 1.5) | yes |") in md
