@@ -653,6 +653,12 @@ def _sift_down(hs, hi, pos, val, idx):  # pragma: no cover - compiled
 
 
 @njit(cache=True, inline="always")
+def _beats_min(hs, hi, val, idx):  # pragma: no cover - compiled
+    """Whether ``(val, idx)`` ranks above the heap's worst entry (similarity desc, id asc)."""
+    return not (val < hs[0] or (val == hs[0] and hi[0] >= 0 and idx >= hi[0]))
+
+
+@njit(cache=True, inline="always")
 def _heap_push(hs, hi, val, idx):  # pragma: no cover - compiled
     """Offer ``(val, idx)`` to a min-heap of the k best by (similarity desc, id asc).
 
@@ -660,7 +666,7 @@ def _heap_push(hs, hi, val, idx):  # pragma: no cover - compiled
     refinement pass offers known neighbours again, Ray's partial lists can
     overlap), so the kept set does not depend on the order of offers.
     """
-    if val < hs[0] or (val == hs[0] and hi[0] >= 0 and idx >= hi[0]):
+    if not _beats_min(hs, hi, val, idx):
         return
     for p in range(hs.shape[0]):
         if hi[p] == idx:
@@ -673,9 +679,8 @@ def _heap_push(hs, hi, val, idx):  # pragma: no cover - compiled
 @njit(cache=True, inline="always")
 def _offer_new(hs, hi, val, idx):  # pragma: no cover - compiled
     """:func:`_heap_push` for a point known not to be in the heap (no duplicate scan)."""
-    if val < hs[0] or (val == hs[0] and hi[0] >= 0 and idx >= hi[0]):
-        return
-    _sift_down(hs, hi, 0, val, idx)
+    if _beats_min(hs, hi, val, idx):
+        _sift_down(hs, hi, 0, val, idx)
 
 
 @njit(cache=True)
