@@ -18,6 +18,14 @@ def _table():
     return ids, sc
 
 
+def _blobs(per: int, seed: int) -> np.ndarray:
+    """Four tight blobs of ``per`` unit rows each (16-d), blob by blob."""
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((4, 16))
+    x = np.repeat(centres, per, axis=0) + 0.05 * rng.standard_normal((4 * per, 16))
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
 def test_cap_keeps_first_links_in_knn_order():
     ids, sc = _table()
     src, dst, w, single = early_stop_edges(ids, sc, 0.3)
@@ -44,10 +52,7 @@ def test_cap_rejects_bad_values(bad):
 
 
 def test_fces_with_cap_clusters_blobs():
-    rng = np.random.default_rng(0)
-    centres = rng.standard_normal((4, 16))
-    x = np.repeat(centres, 6, axis=0) + 0.05 * rng.standard_normal((24, 16))
-    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    x = _blobs(6, seed=0)
     gt = np.repeat(np.arange(4), 6)
     est = get_method("fc-es")(k=10, max_links=5).fit(x)
     assert est.n_links_ == 24 * 5  # each point links its 5 blob mates, nothing more
@@ -85,10 +90,7 @@ def test_fces_caps_links_when_infomap_would_not_fit(monkeypatch):
     from faceclust.errors import FaceclustWarning
     from faceclust.stages.partition import LINK_BYTES
 
-    rng = np.random.default_rng(0)
-    centres = rng.standard_normal((4, 16))
-    x = np.repeat(centres, 8, axis=0) + 0.05 * rng.standard_normal((32, 16))
-    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    x = _blobs(8, seed=0)
     plenty = get_method("fc-es")(k=12).fit(x)
     assert plenty.max_links_ is None and plenty.n_links_ > 32 * 5  # more than 5 links a face
 
@@ -112,9 +114,7 @@ def test_cli_reports_the_memory_cap_as_one_warning_line(monkeypatch, tmp_path):
     from faceclust.cli import main
     from faceclust.io import read_labels
 
-    rng = np.random.default_rng(1)
-    x = np.repeat(rng.standard_normal((4, 16)), 8, axis=0) + 0.05 * rng.standard_normal((32, 16))
-    np.save(tmp_path / "x.npy", (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32))
+    np.save(tmp_path / "x.npy", _blobs(8, seed=1).astype(np.float32))
     monkeypatch.setattr(fces_mod, "available_memory", lambda: 0)
     r = CliRunner().invoke(main, ["cluster", str(tmp_path / "x.npy"), "--method", "fc-es",
                                   "--set", "k=12", "--out", str(tmp_path / "l.meta")])
