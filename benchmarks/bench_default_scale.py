@@ -39,6 +39,8 @@ from pathlib import Path
 
 import numpy as np
 
+from faceclust.fsutil import write_text
+
 RESULTS = Path(__file__).resolve().parent / "results"
 IDS_PER_FACE = 77157 / 5206761  # MS1M part9: 67.5 faces per identity
 
@@ -210,7 +212,7 @@ def main() -> None:
         else:
             measured.unlink(missing_ok=True)
             res["fces_knn"] = knn_run(fc, npy, min(80, a.n - 1), graph, a.recall_sample, env)
-            measured.write_text(json.dumps(res["fces_knn"]) + "\n")
+            write_text(measured, json.dumps(res["fces_knn"]) + "\n")
         print(f"fc-es kNN: {res['fces_knn']}", flush=True)
         out_fces = work / f"{name}_fces.meta"
         out_fces.unlink(missing_ok=True)
@@ -227,8 +229,6 @@ def main() -> None:
               flush=True)
 
     res["machine_end"] = machine()
-    from faceclust.fsutil import write_text
-
     path = write_text(Path(a.out) / f"{a.tag or 'scale_default_' + name}.json", json.dumps(res, indent=2) + "\n")
     print(f"wrote {path}")
     for line in doc_rows(res):
